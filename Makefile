@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check bench system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Binaries the tests start as real processes (redis-server); installed only when missing.
+system-deps:
+	@command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
+
+demo: $(STAMP)
+	$(PY) -m loadtests.demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+check: $(STAMP) system-deps
+	bash scripts/check
+
+bench: $(STAMP)
+	$(PY) -m loadtests.bench overhead
+
+clean:
+	rm -rf $(VENV) results .mypy_cache .ruff_cache .pytest_cache

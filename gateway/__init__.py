@@ -1,0 +1,1 @@
+"""token-gateway: the OpenAI-compatible service (may import ``policies``)."""

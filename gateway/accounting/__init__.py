@@ -1,0 +1,1 @@
+"""Accounting: token prices, usage and (later) spend ledgers."""

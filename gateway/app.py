@@ -1,0 +1,85 @@
+"""create_app(config) -> the Starlette application: routes, error handlers, lifespan.
+
+The lifespan opens the one pooled aiohttp session (and litellm, if a deployment needs it),
+builds the dispatcher, hands them to routes as typed state, freezes the start-up heap so
+full GC passes stop costing p99 (DESIGN.md: ~22 ms spikes cut to ~1 ms), and closes
+everything on shutdown.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+import aiohttp
+from prometheus_client import REGISTRY, CollectorRegistry
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.config import Config, Kind
+from gateway.dispatch import Dispatcher
+from gateway.errors import (
+    GatewayError,
+    handle_gateway_error,
+    handle_http_exception,
+    handle_unexpected,
+)
+from gateway.metrics_registry import metrics_registry
+from gateway.routes.health import Readiness, healthz, metrics_endpoint, readyz
+from gateway.routes.inference import InferenceRoute
+from gateway.routes.models import list_models, models_route
+from gateway.upstreams.base import Upstream
+from gateway.upstreams.openai_compat import OpenAICompatUpstream
+
+
+class State(TypedDict):
+    """What routes find in ``request.state`` / ``scope["state"]``."""
+
+    config: Config
+    dispatcher: Dispatcher
+    readiness: Readiness
+    models_response: JSONResponse
+    metrics_registry: CollectorRegistry
+
+
+def create_app(config: Config) -> Starlette:
+    """The gateway as an ASGI app serving ``config``."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            upstreams: dict[Kind, Upstream] = {"openai": OpenAICompatUpstream(session)}
+            if any(d.kind == "litellm" for d in config.deployments.values()):
+                from gateway.upstreams.litellm_bridge import LiteLLMUpstream
+
+                upstreams["litellm"] = LiteLLMUpstream()
+            gc.collect()
+            gc.freeze()
+            yield State(
+                config=config,
+                dispatcher=Dispatcher(config, upstreams),
+                readiness=Readiness(config),
+                models_response=models_route(config),
+                metrics_registry=metrics_registry() or REGISTRY,
+            )
+
+    routes = [
+        Route("/v1/chat/completions", InferenceRoute("chat/completions"), methods=["POST"]),
+        Route("/v1/completions", InferenceRoute("completions"), methods=["POST"]),
+        Route("/v1/embeddings", InferenceRoute("embeddings"), methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    handlers = {
+        GatewayError: handle_gateway_error,
+        HTTPException: handle_http_exception,
+        Exception: handle_unexpected,
+    }
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

@@ -1,0 +1,311 @@
+"""The one YAML file -> frozen, validated objects.
+
+Unknown keys are rejected with the dotted path of the bad field, ``${NAME}`` and
+``${NAME:-default}`` in strings are expanded from the environment (so a Helm chart or the
+demo can fill in ports), and a paid deployment without a known price fails here instead of
+being billed at a made-up default. Imports: stdlib, ``yaml`` and ``gateway.accounting.pricing``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gateway.accounting.pricing import Price, PriceBook
+
+Kind = Literal["openai", "litellm"]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+
+
+class ConfigError(ValueError):
+    """The config file is invalid; the message names the bad field's path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-deployment upstream timeouts, in seconds."""
+
+    connect_s: float = 3.0
+    read_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One upstream that can serve requests: a local worker or a paid API model."""
+
+    name: str
+    kind: Kind
+    model: str
+    base_url: str | None
+    api_key_env: str | None
+    local: bool
+    price: Price | None
+    gpu_hour_usd: Decimal | None
+    gpus: int
+    context_window: int | None
+    max_concurrency: int | None
+    timeouts: Timeouts
+
+    @property
+    def provider(self) -> str:
+        """A bounded label for metrics: ``local`` or the provider part of the model name."""
+        if self.local:
+            return "local"
+        if self.kind == "litellm" and "/" in self.model:
+            return self.model.split("/", 1)[0]
+        return "openai_compatible"
+
+    def api_key(self) -> str | None:
+        """The secret, read from the environment variable the config names."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A public model name and the ordered deployments that may serve it."""
+
+    name: str
+    deployments: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Process-wide limits and behaviour."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    cooldown_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    server: ServerSettings
+    deployments: Mapping[str, Deployment]
+    aliases: Mapping[str, Alias] = field(default_factory=dict)
+
+    def deployments_for(self, alias: str) -> tuple[Deployment, ...]:
+        """The alias's deployments in configured order."""
+        return tuple(self.deployments[name] for name in self.aliases[alias].deployments)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and validate the YAML file at ``path``."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(_expand(raw, os.environ if env is None else env, ""), PriceBook.bundled())
+
+
+def parse_config(raw: object, prices: PriceBook) -> Config:
+    """Validate an already-loaded mapping (see ``configs/example.yaml`` for every field)."""
+    top = _mapping(raw, "")
+    _only(top, "", {"server", "deployments", "aliases"})
+    server = _server(top.get("server", {}))
+    deployments: dict[str, Deployment] = {}
+    for i, item in enumerate(_list(top.get("deployments"), "deployments")):
+        dep = _deployment(item, f"deployments[{i}]", prices)
+        if dep.name in deployments:
+            raise ConfigError(f"deployments[{i}].name: duplicate deployment {dep.name!r}")
+        deployments[dep.name] = dep
+    aliases = {
+        name: _alias(name, spec, deployments)
+        for name, spec in _mapping(top.get("aliases"), "aliases").items()
+    }
+    if not aliases:
+        raise ConfigError("aliases: at least one alias is required")
+    return Config(server=server, deployments=deployments, aliases=aliases)
+
+
+def _server(raw: object) -> ServerSettings:
+    spec = _mapping(raw, "server")
+    _only(spec, "server", {"max_body_bytes", "cooldown_s"})
+    default = ServerSettings()
+    return ServerSettings(
+        max_body_bytes=_int(
+            spec.get("max_body_bytes", default.max_body_bytes), "server.max_body_bytes"
+        ),
+        cooldown_s=_number(spec.get("cooldown_s", default.cooldown_s), "server.cooldown_s"),
+    )
+
+
+_DEPLOYMENT_KEYS = {
+    "name", "kind", "model", "base_url", "api_key_env", "local", "gpu_hour_usd", "gpus",
+    "price", "price_model", "context_window", "max_concurrency", "timeouts",
+}  # fmt: skip
+
+
+def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
+    spec = _mapping(raw, at)
+    _only(spec, at, _DEPLOYMENT_KEYS)
+    name = _name(spec.get("name"), f"{at}.name")
+    kind = spec.get("kind", "openai")
+    if kind not in ("openai", "litellm"):
+        raise ConfigError(f"{at}.kind: must be 'openai' or 'litellm', got {kind!r}")
+    model = _str(spec.get("model"), f"{at}.model")
+    base_url = _optional_str(spec.get("base_url"), f"{at}.base_url")
+    if kind == "openai" and base_url is None:
+        raise ConfigError(f"{at}.base_url: required for kind 'openai'")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{at}.base_url: must start with http:// or https://")
+    local = spec.get("local", False)
+    if not isinstance(local, bool):
+        raise ConfigError(f"{at}.local: must be true or false")
+    gpu_hour = spec.get("gpu_hour_usd")
+    if local and gpu_hour is None:
+        raise ConfigError(f"{at}.gpu_hour_usd: required for a local deployment")
+    if not local and gpu_hour is not None:
+        raise ConfigError(f"{at}.gpu_hour_usd: only local deployments have a GPU cost")
+    return Deployment(
+        name=name,
+        kind=kind,
+        model=model,
+        base_url=base_url.rstrip("/") if base_url else None,
+        api_key_env=_optional_str(spec.get("api_key_env"), f"{at}.api_key_env"),
+        local=local,
+        price=_price(spec, at, model, local, prices),
+        gpu_hour_usd=None if gpu_hour is None else _decimal(gpu_hour, f"{at}.gpu_hour_usd"),
+        gpus=_int(spec.get("gpus", 1), f"{at}.gpus"),
+        context_window=_optional_int(spec.get("context_window"), f"{at}.context_window"),
+        max_concurrency=_optional_int(spec.get("max_concurrency"), f"{at}.max_concurrency"),
+        timeouts=_timeouts(spec.get("timeouts", {}), f"{at}.timeouts"),
+    )
+
+
+def _price(
+    spec: Mapping[str, Any], at: str, model: str, local: bool, prices: PriceBook
+) -> Price | None:
+    if "price" in spec:
+        p = _mapping(spec["price"], f"{at}.price")
+        _only(p, f"{at}.price", {"input_usd_per_mtok", "output_usd_per_mtok"})
+        return Price.per_million(
+            _decimal(p.get("input_usd_per_mtok"), f"{at}.price.input_usd_per_mtok"),
+            _decimal(p.get("output_usd_per_mtok"), f"{at}.price.output_usd_per_mtok"),
+        )
+    key = _optional_str(spec.get("price_model"), f"{at}.price_model") or model
+    found = prices.lookup(key)
+    if found is None and not local:
+        raise ConfigError(
+            f"{at}.price: no price known for {key!r} in litellm's price map; "
+            "set price: {input_usd_per_mtok, output_usd_per_mtok} or price_model"
+        )
+    return found
+
+
+def _timeouts(raw: object, at: str) -> Timeouts:
+    spec = _mapping(raw, at)
+    _only(spec, at, {"connect_s", "read_s"})
+    default = Timeouts()
+    return Timeouts(
+        connect_s=_number(spec.get("connect_s", default.connect_s), f"{at}.connect_s"),
+        read_s=_number(spec.get("read_s", default.read_s), f"{at}.read_s"),
+    )
+
+
+def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Alias:
+    at = f"aliases.{name}"
+    _name(name, at)
+    spec = _mapping(raw, at)
+    _only(spec, at, {"deployments"})
+    names = tuple(_str(d, f"{at}.deployments[{i}]") for i, d in enumerate(
+        _list(spec.get("deployments"), f"{at}.deployments")))  # fmt: skip
+    if not names:
+        raise ConfigError(f"{at}.deployments: at least one deployment is required")
+    for i, dep in enumerate(names):
+        if dep not in deployments:
+            raise ConfigError(f"{at}.deployments[{i}]: unknown deployment {dep!r}")
+    return Alias(name=name, deployments=names)
+
+
+def _expand(value: object, env: Mapping[str, str], at: str) -> object:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) in env:
+                return env[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ConfigError(f"{at or '<root>'}: environment variable {m.group(1)} is not set")
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{at}.{k}" if at else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, f"{at}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _only(spec: Mapping[str, Any], at: str, allowed: set[str]) -> None:
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        where = f"{at}.{unknown[0]}" if at else unknown[0]
+        raise ConfigError(f"{where}: unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _mapping(value: object, at: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ConfigError(f"{at or '<root>'}: must be a mapping")
+    return value
+
+
+def _list(value: object, at: str) -> list[object]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{at}: must be a list")
+    return value
+
+
+def _str(value: object, at: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{at}: must be a non-empty string")
+    return value
+
+
+def _name(value: object, at: str) -> str:
+    name = _str(value, at)
+    if not _NAME.match(name):
+        raise ConfigError(f"{at}: {name!r} is not a valid name (letters, digits, ._:/-)")
+    return name
+
+
+def _optional_str(value: object, at: str) -> str | None:
+    return None if value is None else _str(value, at)
+
+
+def _int(value: object, at: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{at}: must be a non-negative integer")
+    return value
+
+
+def _optional_int(value: object, at: str) -> int | None:
+    return None if value is None else _int(value, at)
+
+
+def _number(value: object, at: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{at}: must be a positive number")
+    return float(value)
+
+
+def _decimal(value: object, at: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{at}: must be a number")
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError as exc:
+        raise ConfigError(f"{at}: must be a number") from exc
+    if not amount.is_finite() or amount < 0:
+        raise ConfigError(f"{at}: must be a non-negative number")
+    return amount

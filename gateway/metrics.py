@@ -1,0 +1,63 @@
+"""Every Prometheus metric the gateway exports, defined once, nowhere else.
+
+Names follow DESIGN.md (``gateway_*``, counters end in ``_total``, units in the name); labels
+are bounded (route, model = the public alias, deployment, provider, status): never keys or
+prompts. Buckets cover LLM latencies, from a 10 ms cache hit to a 60 s long generation.
+Imports: prometheus_client only.
+With several worker processes (``serve --workers N``) prometheus-client's multiprocess mode
+is switched on by the CLI before any worker imports this module (see ``metrics_registry``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LLM_SECONDS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5,
+    10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0,
+)  # fmt: skip
+
+REQUESTS = Counter(
+    "gateway_requests",
+    "Requests answered, by route, public model (alias), serving deployment and HTTP status.",
+    ["route", "model", "deployment", "status"],
+)
+REQUEST_DURATION = Histogram(
+    "gateway_request_duration_seconds",
+    "Time from request received to the last byte of the response.",
+    ["route", "model"],
+    buckets=LLM_SECONDS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "gateway_time_to_first_token_seconds",
+    "Streaming requests: time from request received to the first event sent to the client.",
+    ["model", "deployment"],
+    buckets=LLM_SECONDS,
+)
+UPSTREAM_DURATION = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Time spent in one upstream call (a fallback makes several), by outcome.",
+    ["deployment", "provider", "outcome"],
+    buckets=LLM_SECONDS,
+)
+UPSTREAM_INFLIGHT = Gauge(
+    "gateway_upstream_inflight",
+    "Upstream calls in progress per deployment.",
+    ["deployment"],
+    multiprocess_mode="livesum",
+)
+UPSTREAM_ERRORS = Counter(
+    "gateway_upstream_errors",
+    "Upstream calls that failed, by kind (connect, timeout, status, rate_limited, ...).",
+    ["deployment", "kind"],
+)
+TOKENS = Counter(
+    "gateway_tokens",
+    "Tokens processed as reported by the upstream's usage, by direction.",
+    ["model", "deployment", "provider", "direction"],
+)
+CLIENT_DISCONNECTS = Counter(
+    "gateway_client_disconnects",
+    "Requests whose client went away before the answer was complete (upstream aborted).",
+    ["route"],
+)

@@ -1,0 +1,1 @@
+"""Upstream clients: the pooled OpenAI-compatible proxy and the litellm bridge."""

@@ -1,0 +1,59 @@
+"""Rewriting a request body for an upstream without re-serialising it.
+
+The client's JSON is forwarded as received; only the top-level ``model`` changes (the alias
+becomes the deployment's model name) and, on streams, ``stream_options.include_usage`` is
+switched on so token counts are exact. Both are byte splices on the raw body. When a splice
+cannot be proven safe (the model string occurs twice, or is written with escapes) the body is
+re-encoded from the parsed object instead: correct, just slower. Imports: stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_WS = rb"[ \t\r\n]*"
+
+
+def rewrite_body(raw: bytes, parsed: dict[str, Any], model: str, want_usage: bool) -> bytes:
+    """The body to send upstream: ``model`` replaced, usage requested when ``want_usage``."""
+    body = _with_model(raw, parsed, model)
+    if want_usage and not _usage_already_requested(parsed):
+        body = _with_usage_requested(body, parsed, model)
+    return body
+
+
+def _with_model(raw: bytes, parsed: dict[str, Any], model: str) -> bytes:
+    current = parsed["model"]
+    if current == model:
+        return raw
+    value = json.dumps(current).encode()
+    # A raw (unescaped) quote can only open a key or a string here, and requiring exactly
+    # one such "model": <value> pair means it is the top-level one parsed above.
+    pattern = re.compile(rb'(?<!\\)"model"' + _WS + b":" + _WS + re.escape(value))
+    matches = list(pattern.finditer(raw))
+    if len(matches) != 1:
+        return _reencode(parsed, model=model)
+    m = matches[0]
+    return raw[: m.end() - len(value)] + json.dumps(model).encode() + raw[m.end() :]
+
+
+def _usage_already_requested(parsed: dict[str, Any]) -> bool:
+    options = parsed.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _with_usage_requested(body: bytes, parsed: dict[str, Any], model: str) -> bytes:
+    if "stream_options" in parsed:
+        options = dict(parsed["stream_options"] or {})
+        options["include_usage"] = True
+        return _reencode(parsed, model=model, stream_options=options)
+    start = body.index(b"{") + 1
+    rest = body[start:].lstrip()
+    sep = b"" if rest.startswith(b"}") else b","
+    return body[:start] + b'"stream_options":{"include_usage":true}' + sep + rest
+
+
+def _reencode(parsed: dict[str, Any], **changes: Any) -> bytes:
+    return json.dumps({**parsed, **changes}, ensure_ascii=False).encode()

@@ -1,0 +1,1 @@
+"""Load tests, upstream emulators and benchmarks (may import ``gateway`` and ``policies``)."""

@@ -1,0 +1,1 @@
+"""Stand-ins for what cannot be reached here: Qwen GPU workers (vLLM) and paid APIs."""

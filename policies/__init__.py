@@ -1,0 +1,1 @@
+"""The routing brain as pure functions: stdlib only, no I/O, no asyncio, no clock reads."""

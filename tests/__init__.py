@@ -1,0 +1,1 @@
+"""Tests: unit, integration (real processes) and end-to-end (real SDK clients)."""

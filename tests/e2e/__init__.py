@@ -1,0 +1,1 @@
+"""End-to-end tests: the gateway driven by the openai and litellm SDKs."""

@@ -1,0 +1,1 @@
+"""Integration tests: real redis-server and emulator processes on loopback."""
