@@ -71,10 +71,17 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
     try:
         uvicorn.run(
-            "gateway.cli:app_from_env", factory=True, host=args.host, port=args.port,
-            workers=args.workers, loop="uvloop", http="httptools", access_log=False,
-            log_level=args.log_level, timeout_graceful_shutdown=30,
-        )  # fmt: skip
+            "gateway.cli:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level=args.log_level,
+            timeout_graceful_shutdown=30,
+        )
     finally:
         if multiproc_dir:
             shutil.rmtree(multiproc_dir, ignore_errors=True)
@@ -92,6 +99,11 @@ def _describe(config: Config, args: argparse.Namespace) -> None:
     local = sum(1 for d in config.deployments.values() if d.local)
     log.info(
         "token-gateway on http://%s:%d: %d aliases, %d deployments (%d local), %d worker(s)",
-        args.host, args.port, len(config.aliases), len(config.deployments), local, args.workers,
-    )  # fmt: skip
+        args.host,
+        args.port,
+        len(config.aliases),
+        len(config.deployments),
+        local,
+        args.workers,
+    )
     log.warning("no Redis configured: state (cooldowns, stats) is per process; run one replica")

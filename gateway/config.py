@@ -140,9 +140,20 @@ def _server(raw: object) -> ServerSettings:
 
 
 _DEPLOYMENT_KEYS = {
-    "name", "kind", "model", "base_url", "api_key_env", "local", "gpu_hour_usd", "gpus",
-    "price", "price_model", "context_window", "max_concurrency", "timeouts",
-}  # fmt: skip
+    "name",
+    "kind",
+    "model",
+    "base_url",
+    "api_key_env",
+    "local",
+    "gpu_hour_usd",
+    "gpus",
+    "price",
+    "price_model",
+    "context_window",
+    "max_concurrency",
+    "timeouts",
+}
 
 
 def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
@@ -217,8 +228,10 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
     _name(name, at)
     spec = _mapping(raw, at)
     _only(spec, at, {"deployments"})
-    names = tuple(_str(d, f"{at}.deployments[{i}]") for i, d in enumerate(
-        _list(spec.get("deployments"), f"{at}.deployments")))  # fmt: skip
+    names = tuple(
+        _str(d, f"{at}.deployments[{i}]")
+        for i, d in enumerate(_list(spec.get("deployments"), f"{at}.deployments"))
+    )
     if not names:
         raise ConfigError(f"{at}.deployments: at least one deployment is required")
     for i, dep in enumerate(names):

@@ -13,9 +13,28 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 LLM_SECONDS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5,
-    10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0,
-)  # fmt: skip
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    120.0,
+)
 
 REQUESTS = Counter(
     "gateway_requests",

@@ -29,8 +29,11 @@ from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejecte
 from gateway.upstreams.sse import error_event
 
 log = logging.getLogger("gateway")
-_SSE_HEADERS = [(b"content-type", EVENT_STREAM), (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no")]  # fmt: skip
+_SSE_HEADERS = [
+    (b"content-type", EVENT_STREAM),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 class InferenceRoute:
@@ -58,8 +61,14 @@ class InferenceRoute:
                     param="model",
                 )
             outcome.model = features.model
-            call = Call(self.endpoint, body, features.parsed, features.stream,
-                        features.client_wants_usage, rid.decode())  # fmt: skip
+            call = Call(
+                self.endpoint,
+                body,
+                features.parsed,
+                features.stream,
+                features.client_wants_usage,
+                rid.decode(),
+            )
             await self._serve(dispatcher, features, call, headers, send, receive, outcome)
         except GatewayError as err:
             outcome.status = err.status
@@ -101,10 +110,15 @@ class InferenceRoute:
             watch.stop()
 
     async def _reply(
-        self, dispatcher: Dispatcher, alias: str, call: Call,
-        headers: list[tuple[bytes, bytes]], send: Send, watch: DisconnectWatch,
+        self,
+        dispatcher: Dispatcher,
+        alias: str,
+        call: Call,
+        headers: list[tuple[bytes, bytes]],
+        send: Send,
+        watch: DisconnectWatch,
         outcome: _Outcome,
-    ) -> None:  # fmt: skip
+    ) -> None:
         reply, dep = await dispatcher.complete(alias, call)
         outcome.deployment, outcome.status = dep.name, reply.status
         watch.stop()
@@ -112,10 +126,15 @@ class InferenceRoute:
         await send_bytes(send, reply.status, reply.body, headers, reply.content_type.encode())
 
     async def _relay(
-        self, dispatcher: Dispatcher, alias: str, opened: OpenStream,
-        headers: list[tuple[bytes, bytes]], send: Send, watch: DisconnectWatch,
+        self,
+        dispatcher: Dispatcher,
+        alias: str,
+        opened: OpenStream,
+        headers: list[tuple[bytes, bytes]],
+        send: Send,
+        watch: DisconnectWatch,
         outcome: _Outcome,
-    ) -> None:  # fmt: skip
+    ) -> None:
         dep = opened.deployment
         outcome.deployment, outcome.status = dep.name, 200
         headers = _SSE_HEADERS + headers + [(b"x-gateway-deployment", dep.name.encode())]
@@ -133,8 +152,9 @@ class InferenceRoute:
             end = "broken"
             log.warning("stream %s broke: %s", dep.name, exc)
             err = UpstreamFailed(f"the upstream stream broke off: {exc}")
-            await send({"type": "http.response.body", "body": error_event(err.encode()),
-                        "more_body": True})  # fmt: skip
+            await send(
+                {"type": "http.response.body", "body": error_event(err.encode()), "more_body": True}
+            )
         finally:
             await dispatcher.close_stream(alias, opened, end)
         watch.stop()

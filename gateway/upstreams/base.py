@@ -119,9 +119,12 @@ def classify_status(
     detail = summarize(body)
     if status == 429:
         return UpstreamError(
-            deployment, "rate_limited", f"rate limited (429): {detail}",
-            status=status, retry_after_s=parse_retry_after(retry_after),
-        )  # fmt: skip
+            deployment,
+            "rate_limited",
+            f"rate limited (429): {detail}",
+            status=status,
+            retry_after_s=parse_retry_after(retry_after),
+        )
     if status in (401, 403):
         # Our credentials for this deployment are wrong: not the client's fault.
         return UpstreamError(

@@ -69,10 +69,14 @@ class LiteLLMUpstream:
     async def _call(self, deployment: Deployment, call: Call, *, stream: bool) -> Any:
         params = {k: v for k, v in call.parsed.items() if k not in _OWN_FIELDS}
         common: dict[str, Any] = {
-            "model": deployment.model, "api_base": deployment.base_url,
-            "api_key": deployment.api_key(), "timeout": deployment.timeouts.read_s,
-            "num_retries": 0, "max_retries": 0, "drop_params": True,
-        }  # fmt: skip
+            "model": deployment.model,
+            "api_base": deployment.base_url,
+            "api_key": deployment.api_key(),
+            "timeout": deployment.timeouts.read_s,
+            "num_retries": 0,
+            "max_retries": 0,
+            "drop_params": True,
+        }
         lit = self._litellm
         try:
             if call.endpoint == "embeddings":
@@ -95,8 +99,16 @@ class LiteLLMUpstream:
             return UpstreamError(deployment.name, "connect", f"cannot connect: {_short(exc)}")
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):
-            body = json.dumps({"error": {"message": _short(exc), "type": type(exc).__name__,
-                                         "param": None, "code": None}}).encode()  # fmt: skip
+            body = json.dumps(
+                {
+                    "error": {
+                        "message": _short(exc),
+                        "type": type(exc).__name__,
+                        "param": None,
+                        "code": None,
+                    }
+                }
+            ).encode()
             headers = getattr(getattr(exc, "response", None), "headers", None) or {}
             return classify_status(
                 deployment.name, status, body, "application/json", headers.get("retry-after")

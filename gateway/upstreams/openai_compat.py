@@ -68,9 +68,10 @@ class OpenAICompatUpstream:
         self, deployment: Deployment, call: Call, body: bytes
     ) -> aiohttp.ClientResponse:
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=deployment.timeouts.connect_s,
+            total=None,
+            sock_connect=deployment.timeouts.connect_s,
             sock_read=deployment.timeouts.read_s,
-        )  # fmt: skip
+        )
         url = f"{deployment.base_url}/{call.endpoint}"
         try:
             return await self._session.post(

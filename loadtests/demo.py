@@ -1,0 +1,201 @@
+"""``make demo``: the gateway in front of an emulated fleet, real traffic, a printed summary.
+
+Starts two vLLM Qwen2.5-7B emulators (owned H100s), an OpenAI and an Anthropic emulator and
+the gateway on free loopback ports, sends a few hundred requests with the official openai
+SDK (half of the chat requests streaming, several aliases, prompt and output lengths drawn
+from the Azure 2023 conversation trace), prints one row per deployment and stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+
+from gateway.config import load_config
+from loadtests.demo_report import Outcome, render_summary
+from loadtests.fleet import (
+    DEMO_CONFIG,
+    REPO_ROOT,
+    metric_sum,
+    scrape,
+    start_demo_fleet,
+    start_gateway,
+)
+
+CONV_TRACE = REPO_ROOT.parent / "shared" / "data" / "traces" / "azure_llm_2023_conv.csv"
+# (alias, share of requests): local Qwen, the local-first "auto" alias, two paid APIs.
+MIX: dict[str, float] = {
+    "qwen2.5-7b-instruct": 0.45,
+    "auto": 0.2,
+    "gpt-4o-mini": 0.15,
+    "claude-haiku-4-5": 0.1,
+    "text-embedding-3-small": 0.1,
+}
+WORDS = "gateway routes tokens between owned workers and paid models under latency".split()
+MAX_PROMPT_WORDS = 3000
+MAX_OUTPUT_TOKENS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One request of the demo's traffic."""
+
+    alias: str
+    prompt_words: int
+    max_tokens: int
+    stream: bool
+
+
+def plan_traffic(requests: int, seed: int, trace: Path = CONV_TRACE) -> list[Job]:
+    """Aliases by the mix; lengths from the trace (capped to keep the demo short)."""
+    rng = random.Random(seed)
+    with trace.open(newline="") as fh:
+        rows = [(int(r["ContextTokens"]), int(r["GeneratedTokens"])) for r in csv.DictReader(fh)]
+    jobs = []
+    for _ in range(requests):
+        prompt, output = rng.choice(rows)
+        alias = rng.choices(list(MIX), list(MIX.values()))[0]
+        stream = alias != "text-embedding-3-small" and rng.random() < 0.5
+        max_tokens = max(1, min(output, MAX_OUTPUT_TOKENS))
+        jobs.append(Job(alias, min(prompt, MAX_PROMPT_WORDS), max_tokens, stream))
+    return jobs
+
+
+async def run_job(client: openai.AsyncOpenAI, job: Job, seed: int) -> Outcome:
+    """Send one request through the SDK and measure it."""
+    text = " ".join(WORDS[(seed + i) % len(WORDS)] for i in range(job.prompt_words))
+    started = time.perf_counter()
+    try:
+        if job.alias == "text-embedding-3-small":
+            raw = await client.embeddings.with_raw_response.create(model=job.alias, input=text)
+            tokens = raw.parse().usage.prompt_tokens
+            deployment = raw.headers.get("x-gateway-deployment", "?")
+            return Outcome(
+                job.alias, deployment, False, time.perf_counter() - started, None, tokens, 0
+            )
+        messages: list[openai.types.chat.ChatCompletionMessageParam] = [
+            {"role": "user", "content": text}
+        ]
+        if not job.stream:
+            raw_chat = await client.chat.completions.with_raw_response.create(
+                model=job.alias, messages=messages, max_tokens=job.max_tokens
+            )
+            chat = raw_chat.parse()
+            usage = chat.usage
+            return Outcome(
+                job.alias,
+                raw_chat.headers.get("x-gateway-deployment", "?"),
+                False,
+                time.perf_counter() - started,
+                None,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+            )
+        return await _stream(client, job, messages, started)
+    except openai.APIError as exc:
+        return Outcome(
+            job.alias,
+            "error",
+            job.stream,
+            time.perf_counter() - started,
+            None,
+            0,
+            0,
+            error=type(exc).__name__,
+        )
+
+
+async def _stream(
+    client: openai.AsyncOpenAI,
+    job: Job,
+    messages: list[openai.types.chat.ChatCompletionMessageParam],
+    started: float,
+) -> Outcome:
+    ttft = None
+    prompt_tokens = completion_tokens = 0
+    async with client.chat.completions.with_streaming_response.create(
+        model=job.alias,
+        messages=messages,
+        max_tokens=job.max_tokens,
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as response:
+        deployment = response.headers.get("x-gateway-deployment", "?")
+        async for chunk in await response.parse():
+            if ttft is None and chunk.choices and chunk.choices[0].delta.content:
+                ttft = time.perf_counter() - started
+            if chunk.usage is not None:
+                prompt_tokens = chunk.usage.prompt_tokens
+                completion_tokens = chunk.usage.completion_tokens
+    return Outcome(
+        job.alias,
+        deployment,
+        True,
+        time.perf_counter() - started,
+        ttft,
+        prompt_tokens,
+        completion_tokens,
+    )
+
+
+async def drive(base_url: str, jobs: Sequence[Job], concurrency: int) -> list[Outcome]:
+    """Run ``jobs`` with at most ``concurrency`` in flight."""
+    client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="demo", max_retries=0)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, job: Job) -> Outcome:
+        async with gate:
+            return await run_job(client, job, i)
+
+    async with client:
+        return list(await asyncio.gather(*(one(i, j) for i, j in enumerate(jobs))))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; non-zero exit if any request failed."""
+    parser = argparse.ArgumentParser(prog="python -m loadtests.demo", description=__doc__)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.5,
+        help="emulator delays x this (1.0 = calibrated real-world latency)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    jobs = plan_traffic(args.requests, args.seed)
+    config = load_config(DEMO_CONFIG, env={})
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-demo-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        started = time.perf_counter()
+        fleet = start_demo_fleet(stack, Path(tmp), time_scale=args.time_scale)
+        gateway = start_gateway(stack, DEMO_CONFIG, fleet.env(), log_dir=Path(tmp))
+        print(
+            f"fleet and gateway up in {time.perf_counter() - started:.1f}s; "
+            f"sending {len(jobs)} requests, {args.concurrency} at a time ...",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        outcomes = asyncio.run(drive(gateway.url, jobs, args.concurrency))
+        wall = time.perf_counter() - t0
+        counted = metric_sum(scrape(gateway.url), "gateway_requests_total")
+    print(render_summary(outcomes, config, wall, counted))
+    return 0 if all(o.error is None for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The demo's summary table: one row per deployment, then the totals and the dollars.
+
+Pure formatting over the outcomes the demo measured; prices come from the gateway's config
+(litellm's bundled price map), so the dollars are list prices, not invented.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from gateway.config import Config
+
+REFERENCE_DEPLOYMENT = "openai-gpt-4o-mini"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one demo request went, as the client saw it."""
+
+    alias: str
+    deployment: str
+    stream: bool
+    latency_s: float
+    ttft_s: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by linear interpolation, None when empty."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, round(q) - 1))]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f}"
+
+
+def render_summary(
+    outcomes: Sequence[Outcome], config: Config, wall_s: float, counted: float
+) -> str:
+    """The table printed at the end of the demo."""
+    rows: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        rows[o.deployment].append(o)
+    header = (
+        f"{'deployment':<26}{'reqs':>6}{'errors':>8}{'tok in':>10}{'tok out':>9}"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'TTFT p50':>10}{'TTFT p95':>10}{'USD':>10}"
+    )
+    lines = [header, "-" * len(header)]
+    paid_usd = Decimal(0)
+    for name in sorted(rows):
+        group = rows[name]
+        ok = [o for o in group if o.error is None]
+        lat = [o.latency_s for o in ok]
+        ttft = [o.ttft_s for o in ok if o.ttft_s is not None]
+        tin, tout = sum(o.prompt_tokens for o in ok), sum(o.completion_tokens for o in ok)
+        dep = config.deployments.get(name)
+        usd = dep.price.cost(tin, tout) if dep and dep.price and not dep.local else None
+        paid_usd += usd or 0
+        lines.append(
+            f"{name:<26}{len(group):>6}{len(group) - len(ok):>8}{tin:>10}{tout:>9}"
+            f"{_ms(percentile(lat, 50)):>8}{_ms(percentile(lat, 95)):>8}"
+            f"{_ms(percentile(ttft, 50)):>10}{_ms(percentile(ttft, 95)):>10}"
+            f"{'owned' if usd is None else f'{usd:.5f}':>10}"
+        )
+    lines += ["", *_totals(outcomes, config, wall_s, counted, paid_usd)]
+    return "\n".join(lines)
+
+
+def _totals(
+    outcomes: Sequence[Outcome], config: Config, wall_s: float, counted: float, paid: Decimal
+) -> list[str]:
+    ok = [o for o in outcomes if o.error is None]
+    local = [
+        o
+        for o in ok
+        if o.deployment in config.deployments and config.deployments[o.deployment].local
+    ]
+    ref = config.deployments[REFERENCE_DEPLOYMENT].price
+    avoided = (
+        sum((ref.cost(o.prompt_tokens, o.completion_tokens) for o in local), Decimal(0))
+        if ref
+        else 0
+    )
+    errors = sorted({o.error for o in outcomes if o.error})
+    return [
+        f"{len(outcomes)} requests in {wall_s:.1f}s ({len(outcomes) / wall_s:.0f} req/s), "
+        f"{len(outcomes) - len(ok)} errors{' (' + ', '.join(errors) + ')' if errors else ''}; "
+        f"the gateway's /metrics counted {counted:.0f}",
+        f"served by owned Qwen workers: {len(local)}/{len(ok)} "
+        f"({100 * len(local) / max(1, len(ok)):.0f}%); paid APIs billed ${paid:.5f} at list price",
+        f"the same local tokens on {REFERENCE_DEPLOYMENT} would have cost ${avoided:.5f}",
+    ]
