@@ -8,6 +8,7 @@ being billed at a made-up default. Imports: stdlib, ``yaml`` and ``gateway.accou
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -250,7 +251,12 @@ def _expand(value: object, env: Mapping[str, str], at: str) -> object:
                 return m.group(2)
             raise ConfigError(f"{at or '<root>'}: environment variable {m.group(1)} is not set")
 
-        return _ENV_REF.sub(sub, value)
+        expanded = _ENV_REF.sub(sub, value)
+        if _ENV_REF.fullmatch(value) and expanded.strip():
+            # `gpus: ${GPUS:-1}` means the number 1, as if it had been written in the file.
+            scalar = yaml.safe_load(expanded)
+            return scalar if isinstance(scalar, int | float | bool | str) else expanded
+        return expanded
     if isinstance(value, dict):
         return {k: _expand(v, env, f"{at}.{k}" if at else str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -307,8 +313,10 @@ def _optional_int(value: object, at: str) -> int | None:
 
 
 def _number(value: object, at: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{at}: must be a positive number")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{at}: must be a positive, finite number")
     return float(value)
 
 

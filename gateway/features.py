@@ -31,9 +31,15 @@ def parse_request(endpoint: Endpoint, body: bytes) -> RequestFeatures:
     if not body:
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # RFC 8259: JSON between systems is UTF-8; json.loads(bytes) would also take UTF-16,
+        # which the byte splices in upstreams/body.py cannot handle.
+        parsed = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the request body is not UTF-8: {exc}") from exc
+    except ValueError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("the request body is nested too deeply") from exc
     if not isinstance(parsed, dict):
         raise InvalidRequest("the request body must be a JSON object")
     model = parsed.get("model")

@@ -19,8 +19,8 @@ class DeploymentState:
     """What this replica has seen of one deployment lately."""
 
     inflight: int = 0
-    cooldown_until: float = 0.0
-    rate_limited: bool = False
+    failing_until: float = 0.0  # after errors: tried last until then
+    rate_limited_until: float = 0.0  # after a 429: not tried until then (its Retry-After)
 
 
 class FleetState:
@@ -33,15 +33,17 @@ class FleetState:
         return self._states[deployment]
 
     def cool_down(self, deployment: str, until: float, *, rate_limited: bool) -> None:
-        """Keep ``deployment`` out of the front of plans until loop time ``until``."""
+        """After a failure: rate limited -> not tried until ``until``; else tried last."""
         state = self._states[deployment]
-        state.cooldown_until = max(state.cooldown_until, until)
-        state.rate_limited = rate_limited
+        if rate_limited:
+            state.rate_limited_until = max(state.rate_limited_until, until)
+        else:
+            state.failing_until = max(state.failing_until, until)
 
     def recovered(self, deployment: str) -> None:
         """A success ends any cooldown."""
         state = self._states[deployment]
-        state.cooldown_until, state.rate_limited = 0.0, False
+        state.failing_until = state.rate_limited_until = 0.0
 
 
 def choose_plan(
@@ -53,12 +55,12 @@ def choose_plan(
     wait: float | None = None
     for dep in config.deployments_for(alias):
         state = fleet[dep.name]
-        if state.cooldown_until <= now:
-            ready.append(dep)
-        elif state.rate_limited:
-            left = state.cooldown_until - now
+        if state.rate_limited_until > now:
+            left = state.rate_limited_until - now
             wait = left if wait is None else min(wait, left)
-        else:
+        elif state.failing_until > now:
             cooling.append(dep)
+        else:
+            ready.append(dep)
     plan = ready + cooling
     return plan, (wait if not plan else None)

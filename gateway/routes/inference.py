@@ -23,7 +23,7 @@ from gateway.asgi import (
     send_error,
 )
 from gateway.dispatch import Dispatcher, OpenStream
-from gateway.errors import GatewayError, MethodNotAllowed, ModelNotFound, UpstreamFailed
+from gateway.errors import GatewayError, ModelNotFound, UpstreamFailed
 from gateway.features import RequestFeatures, parse_request
 from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejected
 from gateway.upstreams.sse import error_event
@@ -43,15 +43,11 @@ class InferenceRoute:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        outcome = _Outcome(asyncio.get_running_loop().time())
         rid = request_id(scope)
         headers = [(b"x-request-id", rid)]
         dispatcher: Dispatcher = scope["state"]["dispatcher"]
-        outcome = _Outcome()
         try:
-            if scope["method"] != "POST":
-                raise MethodNotAllowed(f"{scope['method']} is not allowed; use POST")
             body = await read_body(scope, receive, dispatcher.config.server.max_body_bytes)
             features = parse_request(self.endpoint, body)
             if features.model not in dispatcher.config.aliases:
@@ -78,7 +74,7 @@ class InferenceRoute:
                 outcome.status = 499  # nginx's "client closed request", for the metric only
             raise
         finally:
-            outcome.record(self.endpoint, loop.time() - started)
+            outcome.record(self.endpoint)
 
     async def _serve(
         self,
@@ -164,17 +160,19 @@ class InferenceRoute:
 class _Outcome:
     """What the metrics need to know about how a request went."""
 
-    __slots__ = ("deployment", "first_event_at", "model", "status")
+    __slots__ = ("deployment", "first_event_at", "model", "started", "status")
 
-    def __init__(self) -> None:
+    def __init__(self, started: float) -> None:
+        self.started = started
         self.model = "unknown"  # never the client's raw string: labels stay bounded
         self.deployment = "none"
         self.status = 0
         self.first_event_at: float | None = None
 
-    def record(self, route: str, duration: float) -> None:
+    def record(self, route: str) -> None:
+        duration = asyncio.get_running_loop().time() - self.started
         metrics.REQUESTS.labels(route, self.model, self.deployment, str(self.status)).inc()
         metrics.REQUEST_DURATION.labels(route, self.model).observe(duration)
         if self.first_event_at is not None:
-            elapsed = self.first_event_at - (asyncio.get_running_loop().time() - duration)
-            metrics.TIME_TO_FIRST_TOKEN.labels(self.model, self.deployment).observe(elapsed)
+            ttft = self.first_event_at - self.started
+            metrics.TIME_TO_FIRST_TOKEN.labels(self.model, self.deployment).observe(ttft)

@@ -10,6 +10,7 @@ Imports: stdlib and ``gateway.config``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -17,6 +18,7 @@ from typing import Any, Literal, Protocol
 from gateway.config import Deployment
 
 Endpoint = Literal["chat/completions", "completions", "embeddings"]
+MAX_RETRY_AFTER_S = 3600.0
 FailureKind = Literal["connect", "timeout", "status", "rate_limited", "protocol", "saturated"]
 
 
@@ -143,10 +145,17 @@ def summarize(body: bytes, limit: int = 200) -> str:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form); None if absent or a date."""
+    """Seconds from a Retry-After header (delta-seconds form), at most an hour.
+
+    None if absent, an HTTP date, or not a finite number (``inf`` would bench a deployment
+    for the life of the process).
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)

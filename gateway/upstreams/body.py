@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 _WS = rb"[ \t\r\n]*"
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 def rewrite_body(raw: bytes, parsed: dict[str, Any], model: str, want_usage: bool) -> bytes:
@@ -30,13 +31,25 @@ def _with_model(raw: bytes, parsed: dict[str, Any], model: str) -> bytes:
         return raw
     value = json.dumps(current).encode()
     # A raw (unescaped) quote can only open a key or a string here, and requiring exactly
-    # one such "model": <value> pair means it is the top-level one parsed above.
+    # one such "model": <value> pair, at depth 1, means it is the top-level one parsed above.
     pattern = re.compile(rb'(?<!\\)"model"' + _WS + b":" + _WS + re.escape(value))
     matches = list(pattern.finditer(raw))
-    if len(matches) != 1:
+    if len(matches) != 1 or _depth_at(raw, matches[0].start()) != 1:
         return _reencode(parsed, model=model)
     m = matches[0]
     return raw[: m.end() - len(value)] + json.dumps(model).encode() + raw[m.end() :]
+
+
+def _depth_at(raw: bytes, position: int) -> int:
+    """How many objects/arrays enclose ``position`` (strings skipped, in C via ``re``)."""
+    depth = 0
+    for token in _STRING_OR_BRACKET.finditer(raw, 0, position):
+        first = token.group()[:1]
+        if first in b"{[":
+            depth += 1
+        elif first in b"}]":
+            depth -= 1
+    return depth
 
 
 def _usage_already_requested(parsed: dict[str, Any]) -> bool:

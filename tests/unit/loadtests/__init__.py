@@ -1,0 +1,1 @@
+"""Unit tests of loadtests (emulator models, text generation)."""
