@@ -1,0 +1,41 @@
+"""``serve --workers N``: several processes, one set of correct totals on /metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from loadtests.fleet import DEMO_CONFIG, DemoFleet, metric_sum, scrape, start_gateway
+from tests.support.clients import sync_client
+
+pytestmark = pytest.mark.e2e
+
+REQUESTS = 40
+ALIAS = "qwen2.5-7b-instruct"
+
+
+def _ok(labels: Mapping[str, str]) -> bool:
+    return labels.get("model") == ALIAS and labels.get("status") == "200"
+
+
+def test_two_workers_export_the_exact_request_total_whichever_answers_the_scrape(
+    demo_fleet: DemoFleet, tmp_path: Path
+) -> None:
+    with contextlib.ExitStack() as stack:
+        gateway = start_gateway(stack, DEMO_CONFIG, demo_fleet.env(), "--workers", "2",
+                                log_dir=tmp_path, max_lifetime_s=120.0)  # fmt: skip
+        served_by = set()
+        for _ in range(REQUESTS):
+            # A new connection each time, so the kernel spreads them over both workers.
+            with sync_client(gateway.url) as client:
+                raw = client.chat.completions.with_raw_response.create(
+                    model=ALIAS, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+                )
+            served_by.add(raw.headers["x-gateway-deployment"])
+        # Each scrape lands on either worker; every one must report the sum of both.
+        totals = {metric_sum(scrape(gateway.url), "gateway_requests_total", _ok) for _ in range(6)}
+    assert totals == {REQUESTS}
+    assert served_by <= {"qwen-7b-a", "qwen-7b-b"}
