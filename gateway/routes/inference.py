@@ -24,7 +24,7 @@ from gateway.asgi import (
 )
 from gateway.dispatch import Dispatcher, OpenStream
 from gateway.errors import GatewayError, ModelNotFound, UpstreamFailed
-from gateway.features import RequestFeatures, parse_request
+from gateway.features import parse_request
 from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejected
 from gateway.upstreams.sse import error_event
 
@@ -43,136 +43,129 @@ class InferenceRoute:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        outcome = _Outcome(asyncio.get_running_loop().time())
-        rid = request_id(scope)
-        headers = [(b"x-request-id", rid)]
-        dispatcher: Dispatcher = scope["state"]["dispatcher"]
+        exchange = _Exchange(self.endpoint, scope, send)
         try:
-            body = await read_body(scope, receive, dispatcher.config.server.max_body_bytes)
-            features = parse_request(self.endpoint, body)
-            if features.model not in dispatcher.config.aliases:
-                known = ", ".join(sorted(dispatcher.config.aliases))
-                raise ModelNotFound(
-                    f"the model '{features.model}' does not exist; known models: {known}",
-                    param="model",
-                )
-            outcome.model = features.model
-            call = Call(
-                self.endpoint,
-                body,
-                features.parsed,
-                features.stream,
-                features.client_wants_usage,
-                rid.decode(),
-            )
-            await self._serve(dispatcher, features, call, headers, send, receive, outcome)
+            call = await exchange.read(receive)
+            await exchange.serve(call, receive)
         except GatewayError as err:
-            outcome.status = err.status
-            await send_error(send, err, headers)
+            exchange.status = err.status
+            await send_error(send, err, exchange.headers)
         except asyncio.CancelledError:
-            if outcome.status == 0:
-                outcome.status = 499  # nginx's "client closed request", for the metric only
+            exchange.status = exchange.status or 499  # nginx's "client closed request"
             raise
         finally:
-            outcome.record(self.endpoint)
-
-    async def _serve(
-        self,
-        dispatcher: Dispatcher,
-        features: RequestFeatures,
-        call: Call,
-        headers: list[tuple[bytes, bytes]],
-        send: Send,
-        receive: Receive,
-        outcome: _Outcome,
-    ) -> None:
-        watch = DisconnectWatch(receive)
-        try:
-            if features.stream:
-                opened = await dispatcher.open_stream(features.model, call)
-                await self._relay(dispatcher, features.model, opened, headers, send, watch, outcome)
-            else:
-                await self._reply(dispatcher, features.model, call, headers, send, watch, outcome)
-        except UpstreamRejected as rej:
-            outcome.status = rej.status
-            watch.stop()
-            await send_bytes(send, rej.status, rej.body, headers, rej.content_type.encode())
-        except asyncio.CancelledError:
-            if not watch.absorb():
-                raise
-            outcome.status = 499
-            metrics.CLIENT_DISCONNECTS.labels(self.endpoint).inc()
-        finally:
-            watch.stop()
-
-    async def _reply(
-        self,
-        dispatcher: Dispatcher,
-        alias: str,
-        call: Call,
-        headers: list[tuple[bytes, bytes]],
-        send: Send,
-        watch: DisconnectWatch,
-        outcome: _Outcome,
-    ) -> None:
-        reply, dep = await dispatcher.complete(alias, call)
-        outcome.deployment, outcome.status = dep.name, reply.status
-        watch.stop()
-        headers.append((b"x-gateway-deployment", dep.name.encode()))
-        await send_bytes(send, reply.status, reply.body, headers, reply.content_type.encode())
-
-    async def _relay(
-        self,
-        dispatcher: Dispatcher,
-        alias: str,
-        opened: OpenStream,
-        headers: list[tuple[bytes, bytes]],
-        send: Send,
-        watch: DisconnectWatch,
-        outcome: _Outcome,
-    ) -> None:
-        dep = opened.deployment
-        outcome.deployment, outcome.status = dep.name, 200
-        headers = _SSE_HEADERS + headers + [(b"x-gateway-deployment", dep.name.encode())]
-        end = "aborted"
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            first = True
-            async for chunk in opened.stream:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if first:
-                    first = False
-                    outcome.first_event_at = asyncio.get_running_loop().time()
-            end = "ok"
-        except StreamBroken as exc:
-            end = "broken"
-            log.warning("stream %s broke: %s", dep.name, exc)
-            err = UpstreamFailed(f"the upstream stream broke off: {exc}")
-            await send(
-                {"type": "http.response.body", "body": error_event(err.encode()), "more_body": True}
-            )
-        finally:
-            await dispatcher.close_stream(alias, opened, end)
-        watch.stop()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            exchange.record()
 
 
-class _Outcome:
-    """What the metrics need to know about how a request went."""
+class _Exchange:
+    """One request and its answer: what was asked, who answered, how it went (for metrics)."""
 
-    __slots__ = ("deployment", "first_event_at", "model", "started", "status")
+    __slots__ = (
+        "alias",
+        "deployment",
+        "dispatcher",
+        "endpoint",
+        "first_event_at",
+        "headers",
+        "scope",
+        "send",
+        "started",
+        "status",
+    )
 
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.model = "unknown"  # never the client's raw string: labels stay bounded
+    def __init__(self, endpoint: Endpoint, scope: Scope, send: Send) -> None:
+        self.started = asyncio.get_running_loop().time()
+        self.endpoint, self.scope, self.send = endpoint, scope, send
+        self.dispatcher: Dispatcher = scope["state"]["dispatcher"]
+        self.headers = [(b"x-request-id", request_id(scope))]
+        self.alias = "unknown"  # never the client's raw string: metric labels stay bounded
         self.deployment = "none"
         self.status = 0
         self.first_event_at: float | None = None
 
-    def record(self, route: str) -> None:
+    async def read(self, receive: Receive) -> Call:
+        """The request body, checked; raises InvalidRequest, ModelNotFound, PayloadTooLarge."""
+        config = self.dispatcher.config
+        body = await read_body(self.scope, receive, config.server.max_body_bytes)
+        features = parse_request(self.endpoint, body)
+        if features.model not in config.aliases:
+            known = ", ".join(sorted(config.aliases))
+            raise ModelNotFound(
+                f"the model '{features.model}' does not exist; known models: {known}",
+                param="model",
+            )
+        self.alias = features.model
+        return Call(
+            self.endpoint,
+            body,
+            features.parsed,
+            features.stream,
+            features.client_wants_usage,
+            self.headers[0][1].decode(),
+        )
+
+    async def serve(self, call: Call, receive: Receive) -> None:
+        """Answer ``call``; a client that goes away meanwhile aborts the upstream call."""
+        watch = DisconnectWatch(receive)
+        try:
+            if call.stream:
+                await self._relay(await self.dispatcher.open_stream(self.alias, call), watch)
+            else:
+                await self._reply(call, watch)
+        except UpstreamRejected as rej:
+            self.status = rej.status
+            watch.stop()
+            await send_bytes(
+                self.send, rej.status, rej.body, self.headers, rej.content_type.encode()
+            )
+        except asyncio.CancelledError:
+            if not watch.absorb():
+                raise
+            self.status = 499
+            metrics.CLIENT_DISCONNECTS.labels(self.endpoint).inc()
+        finally:
+            watch.stop()
+
+    async def _reply(self, call: Call, watch: DisconnectWatch) -> None:
+        reply, dep = await self.dispatcher.complete(self.alias, call)
+        self.deployment, self.status = dep.name, reply.status
+        watch.stop()
+        self.headers.append((b"x-gateway-deployment", dep.name.encode()))
+        await send_bytes(
+            self.send, reply.status, reply.body, self.headers, reply.content_type.encode()
+        )
+
+    async def _relay(self, opened: OpenStream, watch: DisconnectWatch) -> None:
+        self.deployment, self.status = opened.deployment.name, 200
+        headers = [
+            *_SSE_HEADERS,
+            *self.headers,
+            (b"x-gateway-deployment", self.deployment.encode()),
+        ]
+        end = "aborted"
+        try:
+            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+            async for chunk in opened.stream:
+                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if self.first_event_at is None:
+                    self.first_event_at = asyncio.get_running_loop().time()
+            end = "ok"
+        except StreamBroken as exc:
+            end = "broken"
+            log.warning("stream from %s broke: %s", self.deployment, exc)
+            event = error_event(UpstreamFailed(f"the upstream stream broke off: {exc}").encode())
+            await self.send({"type": "http.response.body", "body": event, "more_body": True})
+        finally:
+            await self.dispatcher.close_stream(self.alias, opened, end)
+        watch.stop()
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def record(self) -> None:
+        """Count the request in the metrics, whatever happened to it."""
         duration = asyncio.get_running_loop().time() - self.started
-        metrics.REQUESTS.labels(route, self.model, self.deployment, str(self.status)).inc()
-        metrics.REQUEST_DURATION.labels(route, self.model).observe(duration)
+        labels = (self.endpoint, self.alias, self.deployment, str(self.status))
+        metrics.REQUESTS.labels(*labels).inc()
+        metrics.REQUEST_DURATION.labels(self.endpoint, self.alias).observe(duration)
         if self.first_event_at is not None:
             ttft = self.first_event_at - self.started
-            metrics.TIME_TO_FIRST_TOKEN.labels(self.model, self.deployment).observe(ttft)
+            metrics.TIME_TO_FIRST_TOKEN.labels(self.alias, self.deployment).observe(ttft)
