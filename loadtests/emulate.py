@@ -104,19 +104,31 @@ def build_app(args: argparse.Namespace) -> Router:
         from loadtests.emulators.vllm_worker import WorkerConfig
         from loadtests.emulators.vllm_worker import build_app as vllm_app
 
-        return vllm_app(WorkerConfig(
-            model=args.model, gpu=args.gpu, max_num_seqs=args.max_num_seqs,
-            max_model_len=args.max_model_len, time_scale=args.time_scale,
-            zero_latency=args.zero_latency, seed=args.seed, trace=args.trace, faults=faults,
-        ))  # fmt: skip
+        return vllm_app(
+            WorkerConfig(
+                model=args.model,
+                gpu=args.gpu,
+                max_num_seqs=args.max_num_seqs,
+                max_model_len=args.max_model_len,
+                time_scale=args.time_scale,
+                zero_latency=args.zero_latency,
+                seed=args.seed,
+                trace=args.trace,
+                faults=faults,
+            )
+        )
     from loadtests.emulators.paid import PaidConfig
 
     config = PaidConfig(
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-        time_scale=args.time_scale, zero_latency=args.zero_latency, seed=args.seed,
-        trace=args.trace, faults=faults, rate_limit_rate=args.rate_limit_rate,
+        time_scale=args.time_scale,
+        zero_latency=args.zero_latency,
+        seed=args.seed,
+        trace=args.trace,
+        faults=faults,
+        rate_limit_rate=args.rate_limit_rate,
         error_rate=args.error_rate,
-    )  # fmt: skip
+    )
     if args.kind == "openai":
         from loadtests.emulators.openai_api import build_app as openai_app
 

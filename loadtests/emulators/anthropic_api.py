@@ -36,10 +36,13 @@ PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
 def error_body(err_type: str, message: str) -> bytes:
     """Anthropic's error envelope."""
-    return dumps({
-        "type": "error", "error": {"type": err_type, "message": message},
-        "request_id": f"req_{secrets.token_hex(12)}",
-    })  # fmt: skip
+    return dumps(
+        {
+            "type": "error",
+            "error": {"type": err_type, "message": message},
+            "request_id": f"req_{secrets.token_hex(12)}",
+        }
+    )
 
 
 def parse_messages(body: bytes) -> GenerationRequest:
@@ -58,11 +61,15 @@ def parse_messages(body: bytes) -> GenerationRequest:
     text, tokens = textgen.chat_prompt(messages)
     system = textgen.message_text(obj.get("system", ""))
     return GenerationRequest(
-        model=model, prompt_text=system + "\n" + text,
-        prompt_tokens=tokens + textgen.count_words(system), max_tokens=max_tokens,
-        ignore_eos=False, stream=obj.get("stream") is True, include_usage=True,
+        model=model,
+        prompt_text=system + "\n" + text,
+        prompt_tokens=tokens + textgen.count_words(system),
+        max_tokens=max_tokens,
+        ignore_eos=False,
+        stream=obj.get("stream") is True,
+        include_usage=True,
         continuous_usage=False,
-    )  # fmt: skip
+    )
 
 
 def _event(name: str, data: dict[str, object]) -> bytes:
@@ -71,10 +78,13 @@ def _event(name: str, data: dict[str, object]) -> bytes:
 
 def _usage(prompt: int, output: int) -> dict[str, object]:
     return {
-        "input_tokens": prompt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+        "input_tokens": prompt,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
-        "output_tokens": output, "service_tier": "standard",
-    }  # fmt: skip
+        "output_tokens": output,
+        "service_tier": "standard",
+    }
 
 
 def message_body(
@@ -83,31 +93,53 @@ def message_body(
     """A ``message`` object (``text`` None: the empty one that opens a stream)."""
     content = [] if text is None else [{"type": "text", "text": text}]
     return {
-        "id": mid, "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": stop, "stop_sequence": None, "usage": _usage(prompt, output),
-    }  # fmt: skip
+        "id": mid,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": _usage(prompt, output),
+    }
 
 
 def stream_events(mid: str, model: str, prompt: int, plan: Plan) -> Iterator[bytes]:
     """Every SSE event of a streamed reply, in Anthropic's order."""
-    yield _event("message_start", {
-        "type": "message_start", "message": message_body(mid, model, None, None, prompt, 1),
-    })  # fmt: skip
-    yield _event("content_block_start", {
-        "type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""},
-    })  # fmt: skip
+    yield _event(
+        "message_start",
+        {
+            "type": "message_start",
+            "message": message_body(mid, model, None, None, prompt, 1),
+        },
+    )
+    yield _event(
+        "content_block_start",
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        },
+    )
     yield PING
     for token in plan.tokens:
-        yield _event("content_block_delta", {
-            "type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": token},
-        })  # fmt: skip
+        yield _event(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": token},
+            },
+        )
     yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
-    yield _event("message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": STOP_REASONS[plan.finish], "stop_sequence": None},
-        "usage": {"output_tokens": len(plan.tokens)},
-    })  # fmt: skip
+    yield _event(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": STOP_REASONS[plan.finish], "stop_sequence": None},
+            "usage": {"output_tokens": len(plan.tokens)},
+        },
+    )
     yield _event("message_stop", {"type": "message_stop"})
 
 
@@ -155,8 +187,9 @@ class AnthropicEmulator:
             await self._error(request, 401, "authentication_error", "invalid x-api-key")
             return None
         if not request.header(b"anthropic-version"):
-            await self._error(request, 400, "invalid_request_error",
-                              "anthropic-version: header is required")  # fmt: skip
+            await self._error(
+                request, 400, "invalid_request_error", "anthropic-version: header is required"
+            )
             return None
         try:
             params = parse_messages(request.body)
@@ -168,9 +201,13 @@ class AnthropicEmulator:
             return None
         fault = self.backend.provider_fault()
         if fault is ProviderFault.RATE_LIMITED:
-            await self._error(request, 429, "rate_limit_error",
-                              "This request would exceed the rate limit for your organization.",
-                              [(b"retry-after", b"1")])  # fmt: skip
+            await self._error(
+                request,
+                429,
+                "rate_limit_error",
+                "This request would exceed the rate limit for your organization.",
+                [(b"retry-after", b"1")],
+            )
             return None
         if fault is ProviderFault.SERVER_ERROR:
             if self.backend.rng.random() < 0.5:
@@ -200,8 +237,14 @@ class AnthropicEmulator:
         await asyncio.sleep(plan.first_token_s)
         if not params.stream:
             await asyncio.sleep(plan.token_interval_s * max(0, len(plan.tokens) - 1))
-            body = message_body(mid, model, "".join(plan.tokens), STOP_REASONS[plan.finish],
-                                params.prompt_tokens, len(plan.tokens))  # fmt: skip
+            body = message_body(
+                mid,
+                model,
+                "".join(plan.tokens),
+                STOP_REASONS[plan.finish],
+                params.prompt_tokens,
+                len(plan.tokens),
+            )
             await respond(request.send, 200, dumps(body), self._headers())
             return
         await start_stream(request.send, [*self._headers(), (b"cache-control", b"no-cache")])

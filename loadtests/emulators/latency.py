@@ -42,13 +42,19 @@ class GpuProfile:
 
 H100 = GpuProfile(
     name="h100",
-    tpot_points=((10, 0.0076), (20, 0.0078), (40, 0.0088), (80, 0.0099), (160, 0.0131),
-                 (320, 0.0200)),
+    tpot_points=(
+        (10, 0.0076),
+        (20, 0.0078),
+        (40, 0.0088),
+        (80, 0.0099),
+        (160, 0.0131),
+        (320, 0.0200),
+    ),
     context_cost_s=21e-9,
     prefill_tokens_per_s=25_000.0,
     max_num_seqs=1024,
     kv_capacity_tokens=1_000_000,
-)  # fmt: skip
+)
 A100 = GpuProfile(
     name="a100",
     tpot_points=((10, 0.0120), (320, 0.0409)),

@@ -119,10 +119,16 @@ class OpenAIEmulator:
         ]
 
     async def _error(
-        self, request: Request, started: float, status: int, message: str,
-        err_type: str = "invalid_request_error", param: str | None = None,
-        code: str | None = None, extra: Headers = (),
-    ) -> None:  # fmt: skip
+        self,
+        request: Request,
+        started: float,
+        status: int,
+        message: str,
+        err_type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        extra: Headers = (),
+    ) -> None:
         body = openai_wire.error_body(message, err_type, param, code)
         await respond(request.send, status, body, [*self._headers(started), *extra])
 
@@ -144,16 +150,21 @@ class OpenAIEmulator:
         if fault is ProviderFault.RATE_LIMITED:
             retry_ms = max(1, int(1000 * self.backend.config.time_scale))
             await self._error(
-                request, started, 429, openai_wire.rate_limit_message(model, retry_ms),
-                err_type="requests", code="rate_limit_exceeded",
+                request,
+                started,
+                429,
+                openai_wire.rate_limit_message(model, retry_ms),
+                err_type="requests",
+                code="rate_limit_exceeded",
                 extra=[(b"retry-after", b"1"), (b"retry-after-ms", str(retry_ms).encode())],
-            )  # fmt: skip
+            )
             return False
         if fault is ProviderFault.SERVER_ERROR:
             status, (message, err_type) = (
-                (503, openai_wire.OVERLOADED) if self.backend.rng.random() < 0.5
+                (503, openai_wire.OVERLOADED)
+                if self.backend.rng.random() < 0.5
                 else (500, openai_wire.SERVER_ERROR)
-            )  # fmt: skip
+            )
             await self._error(request, started, status, message, err_type)
             return False
         return True
@@ -174,9 +185,12 @@ class OpenAIEmulator:
         profile = profile_for(params.model)
         plan = self.backend.plan(params, profile)
         writer = openai_wire.Writer(
-            openai_wire.new_id("chatcmpl-" if chat else "cmpl-"), int(time.time()),
-            profile.snapshot, chat, params,
-        )  # fmt: skip
+            openai_wire.new_id("chatcmpl-" if chat else "cmpl-"),
+            int(time.time()),
+            profile.snapshot,
+            chat,
+            params,
+        )
         work = self._reply(request, started, writer, plan)
         if not self.backend.paced:
             await work

@@ -16,8 +16,10 @@ from loadtests.emulators.asgi import Headers, dumps
 from loadtests.emulators.openai_request import GenerationRequest
 
 SYSTEM_FINGERPRINT = "fp_560af6e559"
-SERVER_ERROR = ("The server had an error while processing your request. Sorry about that!",
-                "server_error")  # fmt: skip
+SERVER_ERROR = (
+    "The server had an error while processing your request. Sorry about that!",
+    "server_error",
+)
 OVERLOADED = ("The engine is currently overloaded, please try again later.", "server_error")
 NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -74,13 +76,17 @@ class RateWindow:
         return [
             (b"x-ratelimit-limit-requests", str(REQUESTS_PER_MINUTE).encode()),
             (b"x-ratelimit-limit-tokens", str(TOKENS_PER_MINUTE).encode()),
-            (b"x-ratelimit-remaining-requests",
-             str(max(0, REQUESTS_PER_MINUTE - self.requests)).encode()),
-            (b"x-ratelimit-remaining-tokens",
-             str(max(0, TOKENS_PER_MINUTE - self.tokens)).encode()),
+            (
+                b"x-ratelimit-remaining-requests",
+                str(max(0, REQUESTS_PER_MINUTE - self.requests)).encode(),
+            ),
+            (
+                b"x-ratelimit-remaining-tokens",
+                str(max(0, TOKENS_PER_MINUTE - self.tokens)).encode(),
+            ),
             (b"x-ratelimit-reset-requests", f"{reset_ms}ms".encode()),
             (b"x-ratelimit-reset-tokens", b"0s"),
-        ]  # fmt: skip
+        ]
 
 
 def usage(prompt: int, completion: int) -> dict[str, object]:
@@ -91,10 +97,12 @@ def usage(prompt: int, completion: int) -> dict[str, object]:
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0,
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },
-    }  # fmt: skip
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +121,16 @@ class Writer:
         used = usage(self.params.prompt_tokens, len(tokens))
         if not self.chat:
             choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
-            return dumps({
-                "id": self.rid, "object": "text_completion", "created": self.created,
-                "model": self.model, "choices": [choice], "usage": used,
-            })  # fmt: skip
+            return dumps(
+                {
+                    "id": self.rid,
+                    "object": "text_completion",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [choice],
+                    "usage": used,
+                }
+            )
         message: dict[str, object] = {
             "role": "assistant",
             "content": text,
@@ -124,11 +138,18 @@ class Writer:
             "annotations": [],
         }
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-        return dumps({
-            "id": self.rid, "object": "chat.completion", "created": self.created,
-            "model": self.model, "choices": [choice], "usage": used,
-            "service_tier": "default", "system_fingerprint": SYSTEM_FINGERPRINT,
-        })  # fmt: skip
+        return dumps(
+            {
+                "id": self.rid,
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.model,
+                "choices": [choice],
+                "usage": used,
+                "service_tier": "default",
+                "system_fingerprint": SYSTEM_FINGERPRINT,
+            }
+        )
 
     def _chunk(self, choices: list[object], usage_value: object = None) -> bytes:
         obj: dict[str, object] = {"id": self.rid}
@@ -170,15 +191,20 @@ class Writer:
 
 def models_body(models: list[str]) -> bytes:
     """``GET /v1/models``."""
-    data = [{"id": m, "object": "model", "created": 1_715_367_049, "owned_by": "system"}
-            for m in models]  # fmt: skip
+    data = [
+        {"id": m, "object": "model", "created": 1_715_367_049, "owned_by": "system"} for m in models
+    ]
     return dumps({"object": "list", "data": data})
 
 
 def embeddings_body(model: str, vectors: list[object], prompt: int) -> bytes:
     """An embeddings reply."""
     data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
-    return dumps({
-        "object": "list", "data": data, "model": model,
-        "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
-    })  # fmt: skip
+    return dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+        }
+    )

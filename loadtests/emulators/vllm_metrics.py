@@ -18,12 +18,74 @@ from loadtests.emulators.engine import Engine
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
-                5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)  # fmt: skip
-TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
-                5.0, 7.5, 10.0, 20.0, 40.0, 80.0)  # fmt: skip
-E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
-               60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+TPOT_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+E2E_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
 FINISHED_REASONS = ("stop", "length", "abort")
 
 
@@ -41,15 +103,19 @@ class _EngineGauges(Collector):
         kv_usage = engine.kv_cache_usage() if engine else 0.0
         names = ["model_name", "engine"]
         for name, doc, value in (
-            ("vllm:num_requests_running", "Number of requests in model execution batches.",
-             running),
-            ("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
-             waiting),
-            ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-             kv_usage),
-            ("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.",
-             kv_usage),
-        ):  # fmt: skip
+            (
+                "vllm:num_requests_running",
+                "Number of requests in model execution batches.",
+                running,
+            ),
+            ("vllm:num_requests_waiting", "Number of requests waiting to be processed.", waiting),
+            ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", kv_usage),
+            (
+                "vllm:gpu_cache_usage_perc",
+                "GPU KV-cache usage. 1 means 100 percent usage.",
+                kv_usage,
+            ),
+        ):
             family = GaugeMetricFamily(name, doc, labels=names)
             family.add_metric(self._labels, value)
             yield family
@@ -77,9 +143,11 @@ class WorkerMetrics:
             "vllm:generation_tokens", "Number of generation tokens processed."
         ).labels(**labels)
         success = Counter(
-            "vllm:request_success", "Count of successfully processed requests.",
-            [*names, "finished_reason"], registry=self.registry,
-        )  # fmt: skip
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            [*names, "finished_reason"],
+            registry=self.registry,
+        )
         self.success = {r: success.labels(**labels, finished_reason=r) for r in FINISHED_REASONS}
         self.ttft = histogram(
             "vllm:time_to_first_token_seconds",

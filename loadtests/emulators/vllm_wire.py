@@ -41,18 +41,36 @@ def chat_response(
 ) -> bytes:
     """A non-stream ``chat.completion`` body."""
     message: dict[str, object] = {
-        "role": "assistant", "content": text, "refusal": None, "annotations": None,
-        "audio": None, "function_call": None, "tool_calls": [], "reasoning_content": None,
-    }  # fmt: skip
+        "role": "assistant",
+        "content": text,
+        "refusal": None,
+        "annotations": None,
+        "audio": None,
+        "function_call": None,
+        "tool_calls": [],
+        "reasoning_content": None,
+    }
     choice = {
-        "index": 0, "message": message, "logprobs": None, "finish_reason": finish,
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": finish,
         "stop_reason": None,
-    }  # fmt: skip
-    return dumps({
-        "id": rid, "object": "chat.completion", "created": created, "model": model,
-        "choices": [choice], "service_tier": None, "system_fingerprint": None,
-        "usage": usage(prompt, completion), "prompt_logprobs": None, "kv_transfer_params": None,
-    })  # fmt: skip
+    }
+    return dumps(
+        {
+            "id": rid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": usage(prompt, completion),
+            "prompt_logprobs": None,
+            "kv_transfer_params": None,
+        }
+    )
 
 
 def completion_response(
@@ -60,14 +78,26 @@ def completion_response(
 ) -> bytes:
     """A non-stream ``text_completion`` body."""
     choice = {
-        "index": 0, "text": text, "logprobs": None, "finish_reason": finish,
-        "stop_reason": None, "prompt_logprobs": None,
-    }  # fmt: skip
-    return dumps({
-        "id": rid, "object": "text_completion", "created": created, "model": model,
-        "choices": [choice], "service_tier": None, "system_fingerprint": None,
-        "usage": usage(prompt, completion), "kv_transfer_params": None,
-    })  # fmt: skip
+        "index": 0,
+        "text": text,
+        "logprobs": None,
+        "finish_reason": finish,
+        "stop_reason": None,
+        "prompt_logprobs": None,
+    }
+    return dumps(
+        {
+            "id": rid,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": usage(prompt, completion),
+            "kv_transfer_params": None,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +153,29 @@ DONE = b"data: [DONE]\n\n"
 def models_body(model: str, created: int, max_model_len: int, perm_id: str) -> bytes:
     """``GET /v1/models`` as vLLM answers it (one served model)."""
     permission = {
-        "id": perm_id, "object": "model_permission", "created": created,
-        "allow_create_engine": False, "allow_sampling": True, "allow_logprobs": True,
-        "allow_search_indices": False, "allow_view": True, "allow_fine_tuning": False,
-        "organization": "*", "group": None, "is_blocking": False,
-    }  # fmt: skip
+        "id": perm_id,
+        "object": "model_permission",
+        "created": created,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": True,
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
     card = {
-        "id": model, "object": "model", "created": created, "owned_by": "vllm", "root": model,
-        "parent": None, "max_model_len": max_model_len, "permission": [permission],
-    }  # fmt: skip
+        "id": model,
+        "object": "model",
+        "created": created,
+        "owned_by": "vllm",
+        "root": model,
+        "parent": None,
+        "max_model_len": max_model_len,
+        "permission": [permission],
+    }
     return dumps({"object": "list", "data": [card]})
 
 
@@ -140,7 +184,13 @@ def embeddings_body(
 ) -> bytes:
     """vLLM's ``EmbeddingResponse``."""
     data = [{"index": i, "object": "embedding", "embedding": v} for i, v in enumerate(vectors)]
-    return dumps({
-        "id": rid, "object": "list", "created": created, "model": model, "data": data,
-        "usage": usage(prompt, 0),
-    })  # fmt: skip
+    return dumps(
+        {
+            "id": rid,
+            "object": "list",
+            "created": created,
+            "model": model,
+            "data": data,
+            "usage": usage(prompt, 0),
+        }
+    )

@@ -212,9 +212,13 @@ class Worker:
                 m.generation_tokens.inc(seq.generated)
 
     async def _send(
-        self, request: Request, out: Output, chat: bool, engine: Engine | None,
+        self,
+        request: Request,
+        out: Output,
+        chat: bool,
+        engine: Engine | None,
         seq: Sequence | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         started = time.perf_counter()
         if engine is not None and seq is not None:
             await engine.prefill(seq)
@@ -232,15 +236,24 @@ class Worker:
             self._observe_tpot(started, len(out.tokens))
         build = vllm_wire.chat_response if chat else vllm_wire.completion_response
         body = build(
-            out.rid, out.created, out.request.model, "".join(out.tokens), out.finish,
-            out.request.prompt_tokens, len(out.tokens),
-        )  # fmt: skip
+            out.rid,
+            out.created,
+            out.request.model,
+            "".join(out.tokens),
+            out.finish,
+            out.request.prompt_tokens,
+            len(out.tokens),
+        )
         await respond(request.send, 200, body)
 
     async def _stream(
-        self, request: Request, out: Output, chat: bool, engine: Engine | None,
+        self,
+        request: Request,
+        out: Output,
+        chat: bool,
+        engine: Engine | None,
         seq: Sequence | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         started = time.perf_counter()
         events = list(stream_events(out, chat))
         first_token = 1 if chat else 0

@@ -56,9 +56,15 @@ def test_invalid_json_is_a_400_invalid_request_error(gateway_url: str) -> None:
         ),
         (b'["not", "an", "object"]', ""),
     ],
-    ids=["missing-model", "missing-messages", "model-not-string", "messages-not-list",
-         "max-tokens-not-int", "body-not-object"],
-)  # fmt: skip
+    ids=[
+        "missing-model",
+        "missing-messages",
+        "model-not-string",
+        "messages-not-list",
+        "max-tokens-not-int",
+        "body-not-object",
+    ],
+)
 def test_missing_or_mistyped_fields_are_400_naming_the_field(
     gateway_url: str, body: bytes, field: str
 ) -> None:

@@ -52,8 +52,9 @@ def test_output_tokens_total_grows_by_the_tokens_generated(
         extra_body={"ignore_eos": True},
     )
 
-    after = wait_for_metric(gateway_url, "gateway_tokens_total", lambda v: v >= before + 31,
-                            where=output)  # fmt: skip
+    after = wait_for_metric(
+        gateway_url, "gateway_tokens_total", lambda v: v >= before + 31, where=output
+    )
     assert after == before + 31
 
 

@@ -25,8 +25,15 @@ def test_two_workers_export_the_exact_request_total_whichever_answers_the_scrape
     demo_fleet: DemoFleet, tmp_path: Path
 ) -> None:
     with contextlib.ExitStack() as stack:
-        gateway = start_gateway(stack, DEMO_CONFIG, demo_fleet.env(), "--workers", "2",
-                                log_dir=tmp_path, max_lifetime_s=120.0)  # fmt: skip
+        gateway = start_gateway(
+            stack,
+            DEMO_CONFIG,
+            demo_fleet.env(),
+            "--workers",
+            "2",
+            log_dir=tmp_path,
+            max_lifetime_s=120.0,
+        )
         served_by = set()
         for _ in range(REQUESTS):
             # A new connection each time, so the kernel spreads them over both workers.

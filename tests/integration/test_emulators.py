@@ -36,8 +36,9 @@ def _start(
     port = free_port()
     args = [python_exe, "-m", "loadtests.emulate", kind, "--port", str(port), *extra]
     base = f"http://127.0.0.1:{port}"
-    with running_process(args, f"{base}/health", timeout_s=30, cwd=repo_root,
-                         max_lifetime_s=120) as proc:  # fmt: skip
+    with running_process(
+        args, f"{base}/health", timeout_s=30, cwd=repo_root, max_lifetime_s=120
+    ) as proc:
         yield base, proc
 
 
@@ -113,10 +114,15 @@ def test_vllm_ignore_eos_generates_exactly_max_tokens(vllm_url: str) -> None:
 
 
 def test_vllm_stream_sends_role_tokens_finish_then_usage(vllm_url: str) -> None:
-    chunks = list(_client(vllm_url).chat.completions.create(
-        model=QWEN, messages=MESSAGES, max_tokens=5, stream=True,
-        stream_options={"include_usage": True},
-    ))  # fmt: skip
+    chunks = list(
+        _client(vllm_url).chat.completions.create(
+            model=QWEN,
+            messages=MESSAGES,
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[0].choices[0].delta.content == ""
     assert chunks[-2].choices[0].finish_reason is not None
@@ -135,9 +141,11 @@ def test_vllm_sse_framing_is_byte_exact(vllm_url: str) -> None:
     first = json.loads(events[0][len(b"data: ") :])
     assert list(first) == ["id", "object", "created", "model", "choices"]
     assert first["choices"][0] == {
-        "index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+        "index": 0,
+        "delta": {"role": "assistant", "content": ""},
+        "logprobs": None,
         "finish_reason": None,
-    }  # fmt: skip
+    }
     last = json.loads(events[-3][len(b"data: ") :])
     assert last["choices"][0]["finish_reason"] == "length"
     assert last["choices"][0]["stop_reason"] is None
@@ -165,19 +173,30 @@ def test_vllm_metrics_use_vllm_names(vllm_url: str) -> None:
     )
     samples = _metrics(vllm_url)
     for name in (
-        "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-        "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
-        "vllm:request_success_total", "vllm:time_to_first_token_seconds_count",
-        "vllm:time_per_output_token_seconds_count", "vllm:inter_token_latency_seconds_count",
-        "vllm:e2e_request_latency_seconds_count", "emulator_aborted_requests_total",
-    ):  # fmt: skip
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+        "vllm:request_success_total",
+        "vllm:time_to_first_token_seconds_count",
+        "vllm:time_per_output_token_seconds_count",
+        "vllm:inter_token_latency_seconds_count",
+        "vllm:e2e_request_latency_seconds_count",
+        "emulator_aborted_requests_total",
+    ):
         assert name in samples, name
     assert samples["vllm:generation_tokens_total"] >= 2
 
 
 async def _abandon_stream(base: str) -> None:
-    body = {"model": QWEN, "messages": MESSAGES, "max_tokens": 5000, "ignore_eos": True,
-            "stream": True}  # fmt: skip
+    body = {
+        "model": QWEN,
+        "messages": MESSAGES,
+        "max_tokens": 5000,
+        "ignore_eos": True,
+        "stream": True,
+    }
     async with aiohttp.ClientSession() as session:
         response = await session.post(f"{base}/v1/chat/completions", json=body)
         await response.content.readline()
@@ -199,8 +218,7 @@ def test_vllm_client_abort_cancels_generation(python_exe: str, repo_root: Path) 
 
 
 def test_die_after_exits_after_n_requests(python_exe: str, repo_root: Path) -> None:
-    for base, proc in _start(python_exe, repo_root, "vllm", "--zero-latency", "--die-after",
-                             "2"):  # fmt: skip
+    for base, proc in _start(python_exe, repo_root, "vllm", "--zero-latency", "--die-after", "2"):
         client = _client(base)
         for _ in range(2):
             client.chat.completions.create(model=QWEN, messages=MESSAGES, max_tokens=1)
@@ -230,10 +248,15 @@ def test_openai_non_stream_and_stream_with_usage(openai_url: str) -> None:
     assert reply.model == "gpt-4o-mini-2024-07-18"
     assert reply.usage is not None
     assert reply.usage.completion_tokens == len((reply.choices[0].message.content or "").split())
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, max_tokens=4, stream=True,
-        stream_options={"include_usage": True},
-    ))  # fmt: skip
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            max_tokens=4,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-2].choices[0].finish_reason == "length"
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
@@ -246,9 +269,15 @@ def test_openai_headers_auth_models_and_embeddings(openai_url: str) -> None:
         messages=MESSAGES,
         max_tokens=1,
     )
-    for header in ("x-request-id", "openai-processing-ms", "x-ratelimit-limit-requests",
-                   "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
-                   "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens"):  # fmt: skip
+    for header in (
+        "x-request-id",
+        "openai-processing-ms",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+    ):
         assert header in raw.headers, header
     with pytest.raises(openai.NotFoundError) as not_found:
         _client(openai_url).chat.completions.create(model="gpt-9", messages=MESSAGES)
@@ -267,8 +296,9 @@ def test_openai_headers_auth_models_and_embeddings(openai_url: str) -> None:
 def test_openai_rate_limit_rate_answers_429_with_retry_after(
     python_exe: str, repo_root: Path
 ) -> None:
-    for base, _ in _start(python_exe, repo_root, "openai", "--zero-latency",
-                          "--rate-limit-rate", "1"):  # fmt: skip
+    for base, _ in _start(
+        python_exe, repo_root, "openai", "--zero-latency", "--rate-limit-rate", "1"
+    ):
         with pytest.raises(openai.RateLimitError) as limited:
             _client(base).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert limited.value.code == "rate_limit_exceeded"
@@ -277,13 +307,29 @@ def test_openai_rate_limit_rate_answers_429_with_retry_after(
 
 def test_anthropic_sse_events_come_in_anthropic_order(anthropic_url: str) -> None:
     body = {"model": "claude-haiku-4-5", "max_tokens": 3, "stream": True, "messages": MESSAGES}
-    raw = asyncio.run(_raw(anthropic_url, "/v1/messages", body, **{
-        "x-api-key": "k", "anthropic-version": "2023-06-01"}))  # fmt: skip
+    raw = asyncio.run(
+        _raw(
+            anthropic_url,
+            "/v1/messages",
+            body,
+            **{"x-api-key": "k", "anthropic-version": "2023-06-01"},
+        )
+    )
     names = [e.split(b"\n")[0] for e in raw.split(b"\n\n") if e]
-    assert names == [b"event: " + n for n in (
-        b"message_start", b"content_block_start", b"ping", b"content_block_delta",
-        b"content_block_delta", b"content_block_delta", b"content_block_stop",
-        b"message_delta", b"message_stop")]  # fmt: skip
+    assert names == [
+        b"event: " + n
+        for n in (
+            b"message_start",
+            b"content_block_start",
+            b"ping",
+            b"content_block_delta",
+            b"content_block_delta",
+            b"content_block_delta",
+            b"content_block_stop",
+            b"message_delta",
+            b"message_stop",
+        )
+    ]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -294,8 +340,13 @@ def test_litellm_calls_the_anthropic_emulator_with_and_without_stream(
     import litellm
 
     async def calls() -> tuple[object, list[object]]:
-        kwargs = {"model": "anthropic/claude-haiku-4-5", "api_base": anthropic_url,
-                  "api_key": "sk-ant-test", "messages": MESSAGES, "max_tokens": 5}  # fmt: skip
+        kwargs = {
+            "model": "anthropic/claude-haiku-4-5",
+            "api_base": anthropic_url,
+            "api_key": "sk-ant-test",
+            "messages": MESSAGES,
+            "max_tokens": 5,
+        }
         reply = await litellm.acompletion(**kwargs)
         stream = await litellm.acompletion(
             **kwargs, stream=True, stream_options={"include_usage": True}

@@ -75,10 +75,19 @@ def test_readyz_is_503_while_no_deployment_is_reachable(tmp_path: Path) -> None:
         port = free_port()
         args = [sys.executable, "-m", "gateway", "serve", "--config", str(path)]
         args += ["--host", "127.0.0.1", "--port", str(port)]
-        gateway = Service(port, stack.enter_context(
-            running_process(args, f"http://127.0.0.1:{port}/healthz", timeout_s=60,
-                            env=OFFLINE_ENV, max_lifetime_s=120, cwd=REPO_ROOT)
-        ))  # fmt: skip
+        gateway = Service(
+            port,
+            stack.enter_context(
+                running_process(
+                    args,
+                    f"http://127.0.0.1:{port}/healthz",
+                    timeout_s=60,
+                    env=OFFLINE_ENV,
+                    max_lifetime_s=120,
+                    cwd=REPO_ROOT,
+                )
+            ),
+        )
 
         assert _status(f"{gateway.url}/healthz") == 200
         assert _status(f"{gateway.url}/readyz") == 503

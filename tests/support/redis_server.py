@@ -56,12 +56,17 @@ class RedisServer:
             raise RuntimeError("redis-server is already running")
         args = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.workdir),
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+        ]
         self.process = start_process(args, self.workdir / "redis-server.log")
         self._watchdog = start_watchdog(self.process, self.max_lifetime_s)
         self._wait_for_ping(self.process, timeout_s)

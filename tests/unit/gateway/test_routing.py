@@ -15,10 +15,15 @@ NAMES = ("a", "b", "c")
 @pytest.fixture
 def config() -> Config:
     deployments = [
-        {"name": n, "base_url": f"http://{n}.local/v1", "model": "m", "local": True,
-         "gpu_hour_usd": 1}
+        {
+            "name": n,
+            "base_url": f"http://{n}.local/v1",
+            "model": "m",
+            "local": True,
+            "gpu_hour_usd": 1,
+        }
         for n in NAMES
-    ]  # fmt: skip
+    ]
     aliases = {"chat": {"deployments": list(NAMES)}, "solo": {"deployments": ["b"]}}
     return parse_config({"deployments": deployments, "aliases": aliases}, PriceBook({}))
 
