@@ -17,7 +17,6 @@ import aiohttp
 from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.config import Config, Kind
@@ -31,7 +30,7 @@ from gateway.errors import (
 from gateway.metrics_registry import metrics_registry
 from gateway.routes.health import Readiness, healthz, metrics_endpoint, readyz
 from gateway.routes.inference import InferenceRoute
-from gateway.routes.models import list_models, models_route
+from gateway.routes.models import ModelCatalog, list_models, retrieve_model
 from gateway.upstreams.base import Upstream
 from gateway.upstreams.openai_compat import OpenAICompatUpstream
 
@@ -42,7 +41,7 @@ class State(TypedDict):
     config: Config
     dispatcher: Dispatcher
     readiness: Readiness
-    models_response: JSONResponse
+    models: ModelCatalog
     metrics_registry: CollectorRegistry
 
 
@@ -64,7 +63,7 @@ def create_app(config: Config) -> Starlette:
                 config=config,
                 dispatcher=Dispatcher(config, upstreams),
                 readiness=Readiness(config),
-                models_response=models_route(config),
+                models=ModelCatalog(config),
                 metrics_registry=metrics_registry() or REGISTRY,
             )
 
@@ -73,6 +72,7 @@ def create_app(config: Config) -> Starlette:
         Route("/v1/completions", InferenceRoute("completions"), methods=["POST"]),
         Route("/v1/embeddings", InferenceRoute("embeddings"), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""GET /v1/models: the aliases from config, in OpenAI's list shape."""
+"""GET /v1/models and /v1/models/{model}: the aliases from config, in OpenAI's shapes."""
 
 from __future__ import annotations
 
@@ -8,19 +8,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.config import Config
+from gateway.errors import ModelNotFound
 
 
-def models_route(config: Config) -> JSONResponse:
-    """The response is fixed per config, so it is built once."""
-    created = int(time.time())
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "token-gateway"}
-        for name in config.aliases
-    ]
-    return JSONResponse({"object": "list", "data": data})
+class ModelCatalog:
+    """The model objects, built once per config (they never change while it is loaded)."""
+
+    def __init__(self, config: Config) -> None:
+        created = int(time.time())
+        self.models = {
+            name: {"id": name, "object": "model", "created": created, "owned_by": "token-gateway"}
+            for name in config.aliases
+        }
+        self.listing = JSONResponse({"object": "list", "data": list(self.models.values())})
 
 
 async def list_models(request: Request) -> JSONResponse:
-    """The prebuilt model list."""
-    response: JSONResponse = request.state.models_response
-    return response
+    """Every alias."""
+    catalog: ModelCatalog = request.state.models
+    return catalog.listing
+
+
+async def retrieve_model(request: Request) -> JSONResponse:
+    """One alias, or 404 naming the known ones."""
+    catalog: ModelCatalog = request.state.models
+    name = request.path_params["model"]
+    model = catalog.models.get(name)
+    if model is None:
+        known = ", ".join(sorted(catalog.models))
+        raise ModelNotFound(f"the model '{name}' does not exist; known models: {known}")
+    return JSONResponse(model)

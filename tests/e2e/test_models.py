@@ -44,3 +44,13 @@ def test_async_client_lists_models(gateway_url: str) -> None:
             return {model.id async for model in client.models.list()}
 
     assert asyncio.run(run()) == DEMO_ALIASES
+
+
+def test_retrieve_returns_one_alias_and_404_names_the_known_ones(client: openai.OpenAI) -> None:
+    model = client.models.retrieve("qwen2.5-7b-instruct")
+    assert (model.id, model.object) == ("qwen2.5-7b-instruct", "model")
+
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("no-such-model")
+    assert "no-such-model" in caught.value.message
+    assert all(alias in caught.value.message for alias in DEMO_ALIASES)
