@@ -88,8 +88,12 @@ class Dispatcher:
         """Count the tokens of one answer (the spend ledger hooks in here)."""
         if usage is None:
             return
-        metrics.TOKENS.labels(alias, dep.name, dep.provider, "input").inc(usage.prompt_tokens)
-        metrics.TOKENS.labels(alias, dep.name, dep.provider, "output").inc(usage.completion_tokens)
+        metrics.child(metrics.TOKENS, alias, dep.name, dep.provider, "input").inc(
+            usage.prompt_tokens
+        )
+        metrics.child(metrics.TOKENS, alias, dep.name, dep.provider, "output").inc(
+            usage.completion_tokens
+        )
 
     def _plan(self, alias: str, errors: list[UpstreamError]) -> list[Deployment]:
         plan, wait = choose_plan(self.config, alias, self.fleet, _now())
@@ -104,26 +108,28 @@ class Dispatcher:
             limit = dep.max_concurrency
             if limit is not None and self.fleet[dep.name].inflight >= limit:
                 errors.append(UpstreamError(dep.name, "saturated", f"at max_concurrency {limit}"))
-                metrics.UPSTREAM_ERRORS.labels(dep.name, "saturated").inc()
+                metrics.child(metrics.UPSTREAM_ERRORS, dep.name, "saturated").inc()
             else:
                 ready.append(dep)
         return ready
 
     def _begin(self, dep: Deployment) -> float:
         self.fleet[dep.name].inflight += 1
-        metrics.UPSTREAM_INFLIGHT.labels(dep.name).inc()
+        metrics.child(metrics.UPSTREAM_INFLIGHT, dep.name).inc()
         return _now()
 
     def _end(self, dep: Deployment, started: float, outcome: str) -> None:
         self.fleet[dep.name].inflight -= 1
-        metrics.UPSTREAM_INFLIGHT.labels(dep.name).dec()
-        metrics.UPSTREAM_DURATION.labels(dep.name, dep.provider, outcome).observe(_now() - started)
+        metrics.child(metrics.UPSTREAM_INFLIGHT, dep.name).dec()
+        metrics.child(metrics.UPSTREAM_DURATION, dep.name, dep.provider, outcome).observe(
+            _now() - started
+        )
         if outcome == "ok":
             self.fleet.recovered(dep.name)
 
     def _failed(self, dep: Deployment, started: float, exc: UpstreamError) -> None:
         self._end(dep, started, "error")
-        metrics.UPSTREAM_ERRORS.labels(dep.name, exc.kind).inc()
+        metrics.child(metrics.UPSTREAM_ERRORS, dep.name, exc.kind).inc()
         if exc.kind == "rate_limited":
             pause = (
                 exc.retry_after_s

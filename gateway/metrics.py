@@ -10,6 +10,8 @@ is switched on by the CLI before any worker imports this module (see ``metrics_r
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, cast
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LLM_SECONDS = (
@@ -80,3 +82,16 @@ CLIENT_DISCONNECTS = Counter(
     "Requests whose client went away before the answer was complete (upstream aborted).",
     ["route"],
 )
+
+_M = TypeVar("_M", Counter, Gauge, Histogram)
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: _M, *labels: str) -> _M:
+    """``metric.labels(*labels)``, remembered: label sets are bounded, and ``labels()``
+    (validation, a lock) costs microseconds on every request of the hot path."""
+    key = (id(metric), labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return cast(_M, found)

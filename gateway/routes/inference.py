@@ -122,7 +122,7 @@ class _Exchange:
             if not watch.absorb():
                 raise
             self.status = 499
-            metrics.CLIENT_DISCONNECTS.labels(self.endpoint).inc()
+            metrics.child(metrics.CLIENT_DISCONNECTS, self.endpoint).inc()
         finally:
             watch.stop()
 
@@ -164,8 +164,8 @@ class _Exchange:
         """Count the request in the metrics, whatever happened to it."""
         duration = asyncio.get_running_loop().time() - self.started
         labels = (self.endpoint, self.alias, self.deployment, str(self.status))
-        metrics.REQUESTS.labels(*labels).inc()
-        metrics.REQUEST_DURATION.labels(self.endpoint, self.alias).observe(duration)
+        metrics.child(metrics.REQUESTS, *labels).inc()
+        metrics.child(metrics.REQUEST_DURATION, self.endpoint, self.alias).observe(duration)
         if self.first_event_at is not None:
             ttft = self.first_event_at - self.started
-            metrics.TIME_TO_FIRST_TOKEN.labels(self.alias, self.deployment).observe(ttft)
+            metrics.child(metrics.TIME_TO_FIRST_TOKEN, self.alias, self.deployment).observe(ttft)

@@ -3,14 +3,16 @@
 The client's JSON is forwarded as received; only the top-level ``model`` changes (the alias
 becomes the deployment's model name) and, on streams, ``stream_options.include_usage`` is
 switched on so token counts are exact. Both are byte splices on the raw body. When a splice
-cannot be proven safe (the model string occurs twice, or is written with escapes) the body is
-re-encoded from the parsed object instead: correct, just slower. Imports: stdlib only.
+cannot be proven safe (the model pair occurs twice, sits in a nested object, or is written
+with escapes) the body is re-encoded from the parsed object instead: correct, just slower.
+Imports: stdlib only.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 _WS = rb"[ \t\r\n]*"
@@ -29,15 +31,22 @@ def _with_model(raw: bytes, parsed: dict[str, Any], model: str) -> bytes:
     current = parsed["model"]
     if current == model:
         return raw
-    value = json.dumps(current).encode()
-    # A raw (unescaped) quote can only open a key or a string here, and requiring exactly
-    # one such "model": <value> pair, at depth 1, means it is the top-level one parsed above.
-    pattern = re.compile(rb'(?<!\\)"model"' + _WS + b":" + _WS + re.escape(value))
+    value, pattern = _model_pair(current)
+    # A raw (unescaped) quote can only open a key or a string here; exactly one such
+    # "model": <value> pair, directly inside the outer object, is the one parsed above
+    # (a top-level model written with escapes never matches, so a nested pair is refused).
     matches = list(pattern.finditer(raw))
     if len(matches) != 1 or _depth_at(raw, matches[0].start()) != 1:
         return _reencode(parsed, model=model)
-    m = matches[0]
-    return raw[: m.end() - len(value)] + json.dumps(model).encode() + raw[m.end() :]
+    end = matches[0].end()
+    return raw[: end - len(value)] + _model_pair(model)[0] + raw[end:]
+
+
+@lru_cache(maxsize=1024)
+def _model_pair(model: str) -> tuple[bytes, re.Pattern[bytes]]:
+    """``model`` as JSON, and the regex of a "model" key with that value (cached per alias)."""
+    value = json.dumps(model).encode()
+    return value, re.compile(rb'(?<!\\)"model"' + _WS + b":" + _WS + re.escape(value))
 
 
 def _depth_at(raw: bytes, position: int) -> int:

@@ -10,6 +10,7 @@ event. Imports: aiohttp and ``gateway.upstreams``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -34,7 +35,7 @@ class OpenAICompatUpstream:
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
-        self._headers: dict[str, dict[str, str]] = {}
+        self._targets: dict[str, _Target] = {}
 
     async def send(self, deployment: Deployment, call: Call) -> Reply:
         """Non-streaming call: the upstream's JSON is returned byte for byte."""
@@ -67,28 +68,44 @@ class OpenAICompatUpstream:
     async def _post(
         self, deployment: Deployment, call: Call, body: bytes
     ) -> aiohttp.ClientResponse:
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=deployment.timeouts.connect_s,
-            sock_read=deployment.timeouts.read_s,
-        )
-        url = f"{deployment.base_url}/{call.endpoint}"
+        target = self._targets.get(deployment.name)
+        if target is None:
+            target = self._targets[deployment.name] = _Target.of(deployment)
         try:
             return await self._session.post(
-                url, data=body, headers=self._headers_for(deployment), timeout=timeout
+                target.urls[call.endpoint],
+                data=body,
+                headers=target.headers,
+                timeout=target.timeout,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise as_upstream_error(deployment, exc) from exc
 
-    def _headers_for(self, deployment: Deployment) -> dict[str, str]:
-        headers = self._headers.get(deployment.name)
-        if headers is None:
-            headers = {"Content-Type": "application/json"}
-            key = deployment.api_key()
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
-            self._headers[deployment.name] = headers
-        return headers
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What every request to one deployment shares, built once."""
+
+    urls: dict[str, str]
+    headers: dict[str, str]
+    timeout: aiohttp.ClientTimeout
+
+    @classmethod
+    def of(cls, deployment: Deployment) -> _Target:
+        headers = {"Content-Type": "application/json"}
+        key = deployment.api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        endpoints = ("chat/completions", "completions", "embeddings")
+        return cls(
+            urls={e: f"{deployment.base_url}/{e}" for e in endpoints},
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=deployment.timeouts.connect_s,
+                sock_read=deployment.timeouts.read_s,
+            ),
+        )
 
 
 class SSERelay:
