@@ -15,10 +15,12 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-
-from starlette.applications import Starlette
+from typing import TYPE_CHECKING
 
 from gateway.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from gateway.app import HotPaths
 
 CONFIG_ENV = "TOKEN_GATEWAY_CONFIG"
 log = logging.getLogger("gateway")
@@ -88,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> HotPaths:
     """uvicorn factory: the app for the config file named in ``TOKEN_GATEWAY_CONFIG``."""
     from gateway.app import create_app
 

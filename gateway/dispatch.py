@@ -9,9 +9,9 @@ Imports: ``gateway`` modules.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from time import monotonic as _now
 
 from gateway import metrics
 from gateway.config import Config, Deployment, Kind
@@ -155,7 +155,3 @@ class Dispatcher:
                 err.headers["Retry-After"] = str(max(1, round(min(waits))))
             return err
         return UpstreamFailed(message)
-
-
-def _now() -> float:
-    return asyncio.get_running_loop().time()

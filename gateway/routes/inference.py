@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import monotonic
 
 from gateway import metrics
 from gateway.asgi import (
@@ -48,11 +49,17 @@ class InferenceRoute:
             call = await exchange.read(receive)
             await exchange.serve(call, receive)
         except GatewayError as err:
-            exchange.status = err.status
-            await send_error(send, err, exchange.headers)
+            await exchange.fail(err)
         except asyncio.CancelledError:
             exchange.status = exchange.status or 499  # nginx's "client closed request"
             raise
+        except Exception:
+            # This route is served outside Starlette's error middleware (see app.py), so
+            # a bug here is answered here: logged with its traceback, never shown.
+            log.exception("unhandled error on %s", self.endpoint)
+            if not exchange.responded:
+                await exchange.fail(GatewayError("internal error in the gateway; it is logged"))
+            exchange.status = 500
         finally:
             exchange.record()
 
@@ -67,6 +74,7 @@ class _Exchange:
         "endpoint",
         "first_event_at",
         "headers",
+        "responded",
         "scope",
         "send",
         "started",
@@ -74,7 +82,7 @@ class _Exchange:
     )
 
     def __init__(self, endpoint: Endpoint, scope: Scope, send: Send) -> None:
-        self.started = asyncio.get_running_loop().time()
+        self.started = monotonic()
         self.endpoint, self.scope, self.send = endpoint, scope, send
         self.dispatcher: Dispatcher = scope["state"]["dispatcher"]
         self.headers = [(b"x-request-id", request_id(scope))]
@@ -82,6 +90,7 @@ class _Exchange:
         self.deployment = "none"
         self.status = 0
         self.first_event_at: float | None = None
+        self.responded = False  # http.response.start has been sent
 
     async def read(self, receive: Receive) -> Call:
         """The request body, checked; raises InvalidRequest, ModelNotFound, PayloadTooLarge."""
@@ -113,11 +122,8 @@ class _Exchange:
             else:
                 await self._reply(call, watch)
         except UpstreamRejected as rej:
-            self.status = rej.status
             watch.stop()
-            await send_bytes(
-                self.send, rej.status, rej.body, self.headers, rej.content_type.encode()
-            )
+            await self._respond(rej.status, rej.body, rej.content_type)
         except asyncio.CancelledError:
             if not watch.absorb():
                 raise
@@ -128,15 +134,22 @@ class _Exchange:
 
     async def _reply(self, call: Call, watch: DisconnectWatch) -> None:
         reply, dep = await self.dispatcher.complete(self.alias, call)
-        self.deployment, self.status = dep.name, reply.status
+        self.deployment = dep.name
         watch.stop()
         self.headers.append((b"x-gateway-deployment", dep.name.encode()))
-        await send_bytes(
-            self.send, reply.status, reply.body, self.headers, reply.content_type.encode()
-        )
+        await self._respond(reply.status, reply.body, reply.content_type)
+
+    async def fail(self, err: GatewayError) -> None:
+        """Answer with an OpenAI error envelope."""
+        self.status, self.responded = err.status, True
+        await send_error(self.send, err, self.headers)
+
+    async def _respond(self, status: int, body: bytes, content_type: str) -> None:
+        self.status, self.responded = status, True
+        await send_bytes(self.send, status, body, self.headers, content_type.encode())
 
     async def _relay(self, opened: OpenStream, watch: DisconnectWatch) -> None:
-        self.deployment, self.status = opened.deployment.name, 200
+        self.deployment, self.status, self.responded = opened.deployment.name, 200, True
         headers = [
             *_SSE_HEADERS,
             *self.headers,
@@ -148,7 +161,7 @@ class _Exchange:
             async for chunk in opened.stream:
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if self.first_event_at is None:
-                    self.first_event_at = asyncio.get_running_loop().time()
+                    self.first_event_at = monotonic()
             end = "ok"
         except StreamBroken as exc:
             end = "broken"
@@ -162,7 +175,7 @@ class _Exchange:
 
     def record(self) -> None:
         """Count the request in the metrics, whatever happened to it."""
-        duration = asyncio.get_running_loop().time() - self.started
+        duration = monotonic() - self.started
         labels = (self.endpoint, self.alias, self.deployment, str(self.status))
         metrics.child(metrics.REQUESTS, *labels).inc()
         metrics.child(metrics.REQUEST_DURATION, self.endpoint, self.alias).observe(duration)

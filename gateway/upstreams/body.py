@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-_WS = rb"[ \t\r\n]*"
+_WS = (b" ", b"\t", b"\r", b"\n")
 _STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
@@ -31,22 +31,32 @@ def _with_model(raw: bytes, parsed: dict[str, Any], model: str) -> bytes:
     current = parsed["model"]
     if current == model:
         return raw
-    value, pattern = _model_pair(current)
-    # A raw (unescaped) quote can only open a key or a string here; exactly one such
-    # "model": <value> pair, directly inside the outer object, is the one parsed above
-    # (a top-level model written with escapes never matches, so a nested pair is refused).
-    matches = list(pattern.finditer(raw))
-    if len(matches) != 1 or _depth_at(raw, matches[0].start()) != 1:
+    # Inside a JSON string a quote is escaped, so a literal "model" is a key (or the string
+    # value "model"). Exactly one, not escaped, directly inside the outer object and followed
+    # by the parsed value is the pair parsed above; anything else (two of them, a nested one,
+    # a key or value written with escapes) takes the slow, always-correct path.
+    at = raw.find(b'"model"')
+    if at < 0 or raw.find(b'"model"', at + 7) >= 0 or (at and raw[at - 1] == 0x5C):
         return _reencode(parsed, model=model)
-    end = matches[0].end()
-    return raw[: end - len(value)] + _model_pair(model)[0] + raw[end:]
+    value = _encoded(current)
+    colon = _skip_ws(raw, at + 7)
+    start = _skip_ws(raw, colon + 1)
+    end = start + len(value)
+    if raw[colon : colon + 1] != b":" or raw[start:end] != value or _depth_at(raw, at) != 1:
+        return _reencode(parsed, model=model)
+    return raw[:start] + _encoded(model) + raw[end:]
 
 
 @lru_cache(maxsize=1024)
-def _model_pair(model: str) -> tuple[bytes, re.Pattern[bytes]]:
-    """``model`` as JSON, and the regex of a "model" key with that value (cached per alias)."""
-    value = json.dumps(model).encode()
-    return value, re.compile(rb'(?<!\\)"model"' + _WS + b":" + _WS + re.escape(value))
+def _encoded(model: str) -> bytes:
+    """``model`` as a JSON string (cached: it is a configured alias or deployment model)."""
+    return json.dumps(model).encode()
+
+
+def _skip_ws(raw: bytes, at: int) -> int:
+    while raw[at : at + 1] in _WS:
+        at += 1
+    return at
 
 
 def _depth_at(raw: bytes, position: int) -> int:
