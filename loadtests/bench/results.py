@@ -1,0 +1,95 @@
+"""What the overhead benchmark measured, and the verdict: figures as ratios to the floor.
+
+Pure (no I/O): ``overhead.py`` fills ``TargetResult``s; ``checks`` turns the gateway's and the
+floor's figures into the PASS/MISS lines of the overhead issue.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from loadtests.bench.loadgen import LoadResult
+
+# The overhead issue's bar for the gateway, measured against the floor in the same run.
+MAX_ADDED_P50_RATIO_C1 = 1.5
+MIN_RPS_RATIO = 0.70
+RPS_CHECK_CONCURRENCY = (16, 64)
+MAX_TTFB_EXTRA_MS = 1.0
+MAX_RSS_MIB = 100.0
+MAX_STARTUP_S = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One concurrency level: the load result and the proxy's CPU per request (None: direct)."""
+
+    load: LoadResult
+    cpu_ms_per_request: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    """Everything measured for one target (direct, floor or gateway)."""
+
+    name: str
+    points: tuple[Point, ...]
+    ttfb_p50_ms: float
+    rss_mib: float | None
+    startup_s: float | None
+
+    def point(self, concurrency: int) -> Point:
+        """The point measured at ``concurrency``."""
+        for each in self.points:
+            if each.load.concurrency == concurrency:
+                return each
+        raise KeyError(f"{self.name}: no point at concurrency {concurrency}")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One PASS/MISS line: what was measured against what limit."""
+
+    name: str
+    value: float
+    limit: float
+    passed: bool
+    unit: str
+
+
+def added_p50_ms(target: TargetResult, direct: TargetResult, concurrency: int) -> float:
+    """The target's p50 latency minus the direct p50 at the same concurrency."""
+    return target.point(concurrency).load.p50_ms - direct.point(concurrency).load.p50_ms
+
+
+def ratio(value: float | None, base: float | None) -> float:
+    """``value / base``; NaN when either is missing or the base is zero or NaN."""
+    if value is None or base is None or base == 0 or math.isnan(base):
+        return math.nan
+    return value / base
+
+
+def checks(target: TargetResult, floor: TargetResult, direct: TargetResult) -> list[Check]:
+    """The overhead issue's criteria for ``target``, each against the floor of the same run."""
+    out: list[Check] = []
+    added = added_p50_ms(target, direct, 1)
+    floor_added = added_p50_ms(floor, direct, 1)
+    limit = MAX_ADDED_P50_RATIO_C1 * floor_added
+    out.append(Check("added p50 at c=1 <= 1.5x floor", added, limit, added <= limit, "ms"))
+    for c in RPS_CHECK_CONCURRENCY:
+        rps = target.point(c).load.rps
+        limit = MIN_RPS_RATIO * floor.point(c).load.rps
+        out.append(Check(f"req/s at c={c} >= 70% of floor", rps, limit, rps >= limit, "req/s"))
+    ttfb, limit = target.ttfb_p50_ms, floor.ttfb_p50_ms + MAX_TTFB_EXTRA_MS
+    out.append(Check("stream TTFB p50 <= floor + 1 ms", ttfb, limit, ttfb <= limit, "ms"))
+    rss = math.nan if target.rss_mib is None else target.rss_mib
+    out.append(Check("RSS < 100 MiB", rss, MAX_RSS_MIB, rss < MAX_RSS_MIB, "MiB"))
+    start = math.nan if target.startup_s is None else target.startup_s
+    out.append(Check("start-up < 1.5 s", start, MAX_STARTUP_S, start < MAX_STARTUP_S, "s"))
+    return out
+
+
+def verdict(found: list[Check]) -> str:
+    """PASS when every check passed, else MISS with the names of those that did not."""
+    missed = [each.name for each in found if not each.passed]
+    return "PASS" if not missed else "MISS (" + "; ".join(missed) + ")"
