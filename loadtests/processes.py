@@ -89,6 +89,7 @@ def _http_status(url: str, timeout_s: float) -> int | None:
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response's socket
         return exc.code
     except (OSError, ValueError):
         return None

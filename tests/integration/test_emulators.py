@@ -287,6 +287,7 @@ def test_openai_headers_auth_models_and_embeddings(openai_url: str) -> None:
     request = urllib.request.Request(f"{openai_url}/v1/models")
     with pytest.raises(urllib.error.HTTPError) as unauthorized:
         urllib.request.urlopen(request, timeout=5)
+    unauthorized.value.close()
     assert unauthorized.value.code == 401
     assert "text-embedding-3-small" in [m.id for m in _client(openai_url).models.list().data]
     emb = _client(openai_url).embeddings.create(model="text-embedding-3-small", input="hi")

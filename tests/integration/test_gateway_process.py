@@ -38,6 +38,7 @@ def _status(url: str) -> int:
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the response's socket
         return exc.code
 
 
