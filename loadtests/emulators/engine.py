@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from loadtests.emulators import latency
-from loadtests.emulators.latency import GpuProfile
+from policies import worker_latency as latency
+from policies.worker_latency import GpuProfile
 
 
 @dataclass(slots=True, eq=False)

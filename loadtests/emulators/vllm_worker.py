@@ -34,7 +34,6 @@ from loadtests.emulators.asgi import (
 )
 from loadtests.emulators.engine import Engine, Sequence
 from loadtests.emulators.faults import FaultKnobs, Faults
-from loadtests.emulators.latency import PROFILES
 from loadtests.emulators.openai_request import (
     BadRequest,
     GenerationRequest,
@@ -44,6 +43,7 @@ from loadtests.emulators.openai_request import (
     parse_embedding,
 )
 from loadtests.emulators.vllm_metrics import CONTENT_TYPE, WorkerMetrics
+from policies.worker_latency import PROFILES
 
 NON_STREAM_DECODE_BATCH = 16  # decode steps per sleep when nobody watches tokens arrive
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from loadtests.emulators.engine import Engine
-from loadtests.emulators.latency import H100
+from policies.worker_latency import H100
 
 
 async def _hold(engine: Engine, started: asyncio.Event, release: asyncio.Event) -> None:

@@ -14,7 +14,8 @@ Calibrated by ``shared/data/calibration.md``:
 - Admission: at most ``max_num_seqs`` running (1024 H100 / 256 A100, vLLM V1 defaults,
   section G); the rest wait. KV cache: ~1 M tokens for Qwen2.5-7B on 80 GB (section G).
 
-Everything here is stdlib and side-effect free; ``vllm_worker`` owns the clock and the queue.
+Everything here is stdlib and side-effect free: the vLLM emulator, the policies' TTFT
+predictor and the what-if simulator share it; each owns its own clock and queue.
 """
 
 from __future__ import annotations

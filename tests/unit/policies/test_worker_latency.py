@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.emulators import latency
-from loadtests.emulators.latency import A100, H100
+from policies import worker_latency as latency
+from policies.worker_latency import A100, H100
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Unit tests of policies/: table-driven cases on pure functions."""
