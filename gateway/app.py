@@ -8,6 +8,7 @@ everything on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,9 +30,13 @@ from gateway.errors import (
     handle_unexpected,
 )
 from gateway.metrics_registry import metrics_registry
+from gateway.routes.explain import ExplainRoute
 from gateway.routes.health import Readiness, healthz, metrics_endpoint, readyz
 from gateway.routes.inference import InferenceRoute
 from gateway.routes.models import ModelCatalog, list_models, retrieve_model
+from gateway.stats.circuit import CircuitSettings
+from gateway.stats.fleet import FleetStats, StatsSettings
+from gateway.stats.worker_scraper import WorkerScraper
 from gateway.upstreams.base import Upstream
 from gateway.upstreams.openai_compat import OpenAICompatUpstream
 
@@ -58,15 +63,26 @@ def create_app(config: Config) -> HotPaths:
                 from gateway.upstreams.litellm_bridge import LiteLLMUpstream
 
                 upstreams["litellm"] = LiteLLMUpstream()
+            scraper = WorkerScraper(
+                session,
+                config.deployments.values(),
+                interval_s=config.server.scrape_interval_s,
+                stale_after_s=config.server.stale_after_s,
+            )
+            settings = StatsSettings(circuit=CircuitSettings(cooldown_s=config.server.cooldown_s))
+            fleet = FleetStats(config.deployments.values(), samples=scraper, settings=settings)
             gc.collect()
             gc.freeze()
-            yield State(
-                config=config,
-                dispatcher=Dispatcher(config, upstreams),
-                readiness=Readiness(config),
-                models=ModelCatalog(config),
-                metrics_registry=metrics_registry() or REGISTRY,
-            )
+            async with asyncio.TaskGroup() as background:
+                scraping = background.create_task(scraper.run())
+                yield State(
+                    config=config,
+                    dispatcher=Dispatcher(config, upstreams, fleet),
+                    readiness=Readiness(config),
+                    models=ModelCatalog(config),
+                    metrics_registry=metrics_registry() or REGISTRY,
+                )
+                scraping.cancel()
 
     hot = {
         "/v1/chat/completions": InferenceRoute("chat/completions"),
@@ -75,6 +91,7 @@ def create_app(config: Config) -> HotPaths:
     }
     routes = [
         *(Route(path, route, methods=["POST"]) for path, route in hot.items()),
+        Route("/v1/route/explain", ExplainRoute(), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

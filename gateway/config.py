@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 
 from gateway.accounting.pricing import Price, PriceBook
+from policies.compose import build_policy
+from policies.worker_latency import PROFILES
 
 Kind = Literal["openai", "litellm"]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -54,6 +56,8 @@ class Deployment:
     context_window: int | None
     max_concurrency: int | None
     timeouts: Timeouts
+    gpu: str | None = None
+    """Local only: the GPU kind whose calibrated latency model predicts TTFT (h100, a100)."""
 
     @property
     def provider(self) -> str:
@@ -71,10 +75,15 @@ class Deployment:
 
 @dataclass(frozen=True, slots=True)
 class Alias:
-    """A public model name and the ordered deployments that may serve it."""
+    """A public model name, the deployments that may serve it, and how to choose."""
 
     name: str
     deployments: tuple[str, ...]
+    policy: str = "ordered"
+    policy_params: Mapping[str, object] = field(default_factory=dict)
+    slo_ttft_s: float | None = None
+    slo_total_s: float | None = None
+    max_cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,8 @@ class ServerSettings:
 
     max_body_bytes: int = 10 * 1024 * 1024
     cooldown_s: float = 5.0
+    scrape_interval_s: float = 1.0
+    stale_after_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,31 +141,23 @@ def parse_config(raw: object, prices: PriceBook) -> Config:
 
 def _server(raw: object) -> ServerSettings:
     spec = _mapping(raw, "server")
-    _only(spec, "server", {"max_body_bytes", "cooldown_s"})
     default = ServerSettings()
+    _only(spec, "server", set(ServerSettings.__dataclass_fields__))
     return ServerSettings(
         max_body_bytes=_int(
             spec.get("max_body_bytes", default.max_body_bytes), "server.max_body_bytes"
         ),
         cooldown_s=_number(spec.get("cooldown_s", default.cooldown_s), "server.cooldown_s"),
+        scrape_interval_s=_number(
+            spec.get("scrape_interval_s", default.scrape_interval_s), "server.scrape_interval_s"
+        ),
+        stale_after_s=_number(
+            spec.get("stale_after_s", default.stale_after_s), "server.stale_after_s"
+        ),
     )
 
 
-_DEPLOYMENT_KEYS = {
-    "name",
-    "kind",
-    "model",
-    "base_url",
-    "api_key_env",
-    "local",
-    "gpu_hour_usd",
-    "gpus",
-    "price",
-    "price_model",
-    "context_window",
-    "max_concurrency",
-    "timeouts",
-}
+_DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"}
 
 
 def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
@@ -191,7 +194,18 @@ def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
         context_window=_optional_int(spec.get("context_window"), f"{at}.context_window"),
         max_concurrency=_optional_int(spec.get("max_concurrency"), f"{at}.max_concurrency"),
         timeouts=_timeouts(spec.get("timeouts", {}), f"{at}.timeouts"),
+        gpu=_gpu(spec.get("gpu"), local, f"{at}.gpu"),
     )
+
+
+def _gpu(value: object, local: bool, at: str) -> str | None:
+    if value is None:
+        return "h100" if local else None
+    if not local:
+        raise ConfigError(f"{at}: only local deployments have a GPU")
+    if value not in PROFILES:
+        raise ConfigError(f"{at}: must be one of {', '.join(sorted(PROFILES))}, got {value!r}")
+    return str(value)
 
 
 def _price(
@@ -228,7 +242,7 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
     at = f"aliases.{name}"
     _name(name, at)
     spec = _mapping(raw, at)
-    _only(spec, at, {"deployments"})
+    _only(spec, at, _ALIAS_KEYS)
     names = tuple(
         _str(d, f"{at}.deployments[{i}]")
         for i, d in enumerate(_list(spec.get("deployments"), f"{at}.deployments"))
@@ -238,7 +252,36 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
     for i, dep in enumerate(names):
         if dep not in deployments:
             raise ConfigError(f"{at}.deployments[{i}]: unknown deployment {dep!r}")
-    return Alias(name=name, deployments=names)
+    policy = _str(spec.get("policy", "ordered"), f"{at}.policy")
+    params = dict(_mapping(spec.get("policy_params", {}), f"{at}.policy_params"))
+    try:
+        build_policy(policy, params)
+    except ValueError as exc:
+        raise ConfigError(f"{at}.policy: {exc}") from exc
+    max_cost = spec.get("max_cost_usd")
+    return Alias(
+        name=name,
+        deployments=names,
+        policy=policy,
+        policy_params=params,
+        slo_ttft_s=_optional_ms(spec.get("slo_ttft_ms"), f"{at}.slo_ttft_ms"),
+        slo_total_s=_optional_ms(spec.get("slo_total_ms"), f"{at}.slo_total_ms"),
+        max_cost_usd=None if max_cost is None else _number(max_cost, f"{at}.max_cost_usd"),
+    )
+
+
+_ALIAS_KEYS = {
+    "deployments",
+    "policy",
+    "policy_params",
+    "slo_ttft_ms",
+    "slo_total_ms",
+    "max_cost_usd",
+}
+
+
+def _optional_ms(value: object, at: str) -> float | None:
+    return None if value is None else _number(value, at) / 1000.0
 
 
 def _expand(value: object, env: Mapping[str, str], at: str) -> object:

@@ -1,10 +1,12 @@
-"""The one place that knows a request's order: plan -> call with fallbacks -> account.
+"""The one place that knows a request's order: decide -> call with fallbacks -> account.
 
-Routes hand it parsed requests; it asks ``routing.choose_plan`` for the deployments to try,
-calls them in turn until one answers (a connect error, timeout, 5xx or 429 before any byte
-reached the client moves to the next), keeps per-deployment state, and records metrics. The
-cache (before the plan) and the spend ledger (after the answer) slot in here, not in routes.
-Imports: ``gateway`` modules.
+Routes hand it parsed requests. ``decide`` builds the policy's inputs (the request's
+features, a ``Candidate`` snapshot per deployment from ``FleetStats``) and asks the alias's
+policy (or the one a header names) for a plan; ``complete`` and ``open_stream`` call the
+plan's deployments in turn until one answers (a connect error, timeout, 5xx or 429 before
+any byte reached the client moves to the next), reporting every call to ``FleetStats``
+(in-flight, EWMAs, circuit breaker). The cache (before the plan) and the spend ledger (after
+the answer) slot in here, not in routes. Imports: ``gateway`` modules and ``policies``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,30 @@ from time import monotonic as _now
 
 from gateway import metrics
 from gateway.config import Config, Deployment, Kind
+from gateway.controls import Controls
 from gateway.errors import (
     GatewayError,
     UpstreamFailed,
     UpstreamTimeout,
     UpstreamUnavailable,
+    refusal_error,
 )
-from gateway.routing import FleetState, choose_plan
-from gateway.upstreams.base import Call, Reply, Stream, Upstream, UpstreamError, Usage
+from gateway.features import ParsedRequest
+from gateway.stats.ewma import Ewma
+from gateway.stats.fleet import FleetStats, Ticket
+from gateway.upstreams.base import (
+    Call,
+    Reply,
+    Stream,
+    Upstream,
+    UpstreamError,
+    UpstreamRejected,
+    Usage,
+)
+from policies.compose import build_policy, known_policies
+from policies.model import Candidate, Decision, Policy, RequestFeatures
+
+_BYTES_PER_TOKEN = 4  # a cheap prompt estimate: no tokenizer on the hot path
 
 
 @dataclass(slots=True)
@@ -31,118 +49,174 @@ class OpenStream:
 
     deployment: Deployment
     stream: Stream
-    started: float
+    ticket: Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """A decision and what it was made from (the explain endpoint shows all of it)."""
+
+    features: RequestFeatures
+    candidates: list[Candidate]
+    decision: Decision
 
 
 class Dispatcher:
     """Serves requests for aliases from the configured deployments."""
 
-    def __init__(self, config: Config, upstreams: Mapping[Kind, Upstream]) -> None:
+    def __init__(
+        self, config: Config, upstreams: Mapping[Kind, Upstream], fleet: FleetStats
+    ) -> None:
         self.config = config
-        self.fleet = FleetState(config)
+        self.fleet = fleet
+        self.policy_names = frozenset(known_policies())
         self._upstreams = upstreams
+        self._policies: dict[tuple[str, str], Policy] = {}
+        prior = fleet.settings.output_tokens_prior
+        self._output = {alias: Ewma(fleet.settings.alpha, prior) for alias in config.aliases}
 
-    async def complete(self, alias: str, call: Call) -> tuple[Reply, Deployment]:
+    def decide(
+        self, parsed: ParsedRequest, body_size: int, controls: Controls, *, explain: bool = False
+    ) -> Routing:
+        """The plan for one request (no upstream is called); ``explain`` adds the scores."""
+        alias = parsed.model
+        asked = parsed.parsed.get("max_tokens") or parsed.parsed.get("max_completion_tokens")
+        features = RequestFeatures(
+            alias=alias,
+            prompt_tokens=max(1, body_size // _BYTES_PER_TOKEN),
+            expected_output_tokens=asked
+            if isinstance(asked, int)
+            else round(self._output[alias].value),
+            stream=parsed.stream,
+            slo_ttft_s=controls.slo_ttft_s,
+            slo_total_s=controls.slo_total_s,
+            max_cost_usd=controls.max_cost_usd,
+            explain=explain,
+        )
+        candidates = self.fleet.candidates(self.config.deployments_for(alias), features, _now())
+        decision = self._policy(alias, controls.policy).decide(features, candidates)
+        primary = decision.plan[0] if decision.plan else "none"
+        metrics.child(metrics.ROUTE_DECISIONS, decision.policy, primary, decision.reason).inc()
+        return Routing(features, candidates, decision)
+
+    async def complete(self, routing: Routing, call: Call) -> tuple[Reply, Deployment]:
         """A non-streaming answer from the first deployment in the plan that gives one."""
         errors: list[UpstreamError] = []
-        for dep in self._plan(alias, errors):
-            started = self._begin(dep)
+        for dep in self._plan(routing):
+            ticket = self._begin(dep, routing, call, errors)
+            if ticket is None:
+                continue
             try:
                 reply = await self._upstreams[dep.kind].send(dep, call)
             except UpstreamError as exc:
-                self._failed(dep, started, exc)
+                self._failed(dep, ticket, exc)
                 errors.append(exc)
                 continue
-            except BaseException:
-                self._end(dep, started, "aborted")
+            except UpstreamRejected:
+                self._end(dep, ticket, "rejected")
                 raise
-            self._end(dep, started, "ok")
-            self.account(alias, dep, reply.usage)
+            except BaseException:
+                self._end(dep, ticket, "aborted")
+                raise
+            self._end(dep, ticket, "ok", reply.usage)
+            self.account(routing.features.alias, dep, reply.usage)
             return reply, dep
-        raise self._exhausted(alias, errors)
+        raise self._exhausted(routing, errors)
 
-    async def open_stream(self, alias: str, call: Call) -> OpenStream:
+    async def open_stream(self, routing: Routing, call: Call) -> OpenStream:
         """A stream from the first deployment that starts one; ``close_stream`` ends it."""
         errors: list[UpstreamError] = []
-        for dep in self._plan(alias, errors):
-            started = self._begin(dep)
+        for dep in self._plan(routing):
+            ticket = self._begin(dep, routing, call, errors)
+            if ticket is None:
+                continue
             try:
                 stream = await self._upstreams[dep.kind].open_stream(dep, call)
             except UpstreamError as exc:
-                self._failed(dep, started, exc)
+                self._failed(dep, ticket, exc)
                 errors.append(exc)
                 continue
-            except BaseException:
-                self._end(dep, started, "aborted")
+            except UpstreamRejected:
+                self._end(dep, ticket, "rejected")
                 raise
-            return OpenStream(dep, stream, started)
-        raise self._exhausted(alias, errors)
+            except BaseException:
+                self._end(dep, ticket, "aborted")
+                raise
+            return OpenStream(dep, stream, ticket)
+        raise self._exhausted(routing, errors)
+
+    def first_event(self, opened: OpenStream) -> None:
+        """The stream's first event went out: the deployment's time to first token."""
+        self.fleet.first_token(opened.ticket, _now())
 
     async def close_stream(self, alias: str, opened: OpenStream, outcome: str) -> None:
         """Release the upstream and record how the stream ended (ok, broken, aborted)."""
         await opened.stream.aclose()
-        self._end(opened.deployment, opened.started, outcome)
-        self.account(alias, opened.deployment, opened.stream.usage)
+        usage = opened.stream.usage
+        self._end(opened.deployment, opened.ticket, outcome, usage)
+        self.account(alias, opened.deployment, usage)
 
     def account(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
         """Count the tokens of one answer (the spend ledger hooks in here)."""
         if usage is None:
             return
-        metrics.child(metrics.TOKENS, alias, dep.name, dep.provider, "input").inc(
-            usage.prompt_tokens
-        )
-        metrics.child(metrics.TOKENS, alias, dep.name, dep.provider, "output").inc(
-            usage.completion_tokens
-        )
+        self._output[alias].update(usage.completion_tokens)
+        tokens = metrics.TOKENS
+        metrics.child(tokens, alias, dep.name, dep.provider, "input").inc(usage.prompt_tokens)
+        metrics.child(tokens, alias, dep.name, dep.provider, "output").inc(usage.completion_tokens)
 
-    def _plan(self, alias: str, errors: list[UpstreamError]) -> list[Deployment]:
-        plan, wait = choose_plan(self.config, alias, self.fleet, _now())
-        if not plan:
-            err = UpstreamUnavailable(
-                f"every deployment of '{alias}' is rate limited; retry in {wait or 0:.1f}s"
-            )
-            err.headers["Retry-After"] = str(max(1, round(wait or 1)))
-            raise err
-        ready = []
-        for dep in plan:
-            limit = dep.max_concurrency
-            if limit is not None and self.fleet[dep.name].inflight >= limit:
-                errors.append(UpstreamError(dep.name, "saturated", f"at max_concurrency {limit}"))
-                metrics.child(metrics.UPSTREAM_ERRORS, dep.name, "saturated").inc()
-            else:
-                ready.append(dep)
-        return ready
+    def _policy(self, alias: str, name: str) -> Policy:
+        policy = self._policies.get((alias, name))
+        if policy is None:
+            spec = self.config.aliases[alias]
+            params = spec.policy_params if name == spec.policy else {}
+            policy = self._policies[(alias, name)] = build_policy(name, params)
+        return policy
 
-    def _begin(self, dep: Deployment) -> float:
-        self.fleet[dep.name].inflight += 1
+    def _plan(self, routing: Routing) -> list[Deployment]:
+        decision = routing.decision
+        if not decision.plan:
+            raise refusal_error(decision)
+        return [self.config.deployments[name] for name in decision.plan]
+
+    def _begin(
+        self, dep: Deployment, routing: Routing, call: Call, errors: list[UpstreamError]
+    ) -> Ticket | None:
+        now = _now()
+        why = self.fleet.refusal(dep, now)  # no await until started(): one half-open probe
+        if why is not None:
+            metrics.child(metrics.UPSTREAM_ERRORS, dep.name, why).inc()
+            errors.append(UpstreamError(dep.name, "saturated", why.replace("_", " ")))
+            return None
         metrics.child(metrics.UPSTREAM_INFLIGHT, dep.name).inc()
-        return _now()
+        prompt = routing.features.prompt_tokens
+        return self.fleet.started(dep.name, now, prompt_tokens=prompt, stream=call.stream)
 
-    def _end(self, dep: Deployment, started: float, outcome: str) -> None:
-        self.fleet[dep.name].inflight -= 1
+    def _end(
+        self, dep: Deployment, ticket: Ticket, outcome: str, usage: Usage | None = None
+    ) -> None:
+        now = _now()
         metrics.child(metrics.UPSTREAM_INFLIGHT, dep.name).dec()
         metrics.child(metrics.UPSTREAM_DURATION, dep.name, dep.provider, outcome).observe(
-            _now() - started
+            now - ticket.started_at
         )
         if outcome == "ok":
-            self.fleet.recovered(dep.name)
+            output = None if usage is None else usage.completion_tokens
+            self.fleet.finished(ticket, now, ok=True, output_tokens=output)
+        else:
+            self.fleet.finished(ticket, now, ok=False, kind=outcome)
 
-    def _failed(self, dep: Deployment, started: float, exc: UpstreamError) -> None:
-        self._end(dep, started, "error")
+    def _failed(self, dep: Deployment, ticket: Ticket, exc: UpstreamError) -> None:
+        now = _now()
+        metrics.child(metrics.UPSTREAM_INFLIGHT, dep.name).dec()
+        metrics.child(metrics.UPSTREAM_DURATION, dep.name, dep.provider, "error").observe(
+            now - ticket.started_at
+        )
         metrics.child(metrics.UPSTREAM_ERRORS, dep.name, exc.kind).inc()
-        if exc.kind == "rate_limited":
-            pause = (
-                exc.retry_after_s
-                if exc.retry_after_s is not None
-                else self.config.server.cooldown_s
-            )
-            self.fleet.cool_down(dep.name, _now() + pause, rate_limited=True)
-        elif exc.kind in ("connect", "timeout", "status"):
-            self.fleet.cool_down(
-                dep.name, _now() + self.config.server.cooldown_s, rate_limited=False
-            )
+        self.fleet.finished(ticket, now, ok=False, kind=exc.kind, retry_after_s=exc.retry_after_s)
 
-    def _exhausted(self, alias: str, errors: list[UpstreamError]) -> GatewayError:
+    def _exhausted(self, routing: Routing, errors: list[UpstreamError]) -> GatewayError:
+        alias = routing.features.alias
         tried = "; ".join(f"{e.deployment}: {e.detail}" for e in errors)
         message = f"no deployment of '{alias}' could answer ({len(errors)} tried): {tried}"
         kinds = {e.kind for e in errors}
@@ -150,8 +224,11 @@ class Dispatcher:
             return UpstreamTimeout(message)
         if kinds <= {"connect", "saturated", "rate_limited"}:
             err: GatewayError = UpstreamUnavailable(message)
+            now = _now()
             waits = [e.retry_after_s for e in errors if e.retry_after_s is not None]
-            if waits:
-                err.headers["Retry-After"] = str(max(1, round(min(waits))))
+            waits += [self.fleet.retry_in_s(e.deployment, now) for e in errors]
+            positive = [w for w in waits if w > 0]
+            if positive:
+                err.headers["Retry-After"] = str(max(1, round(min(positive))))
             return err
         return UpstreamFailed(message)

@@ -13,6 +13,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from policies.model import Decision
+from policies.plan import REFUSALS
+
 log = logging.getLogger("gateway")
 
 
@@ -117,3 +120,21 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log the bug with its traceback, answer without one."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(GatewayError("internal error in the gateway; it has been logged"))
+
+
+class RoutingRefused(GatewayError):
+    """The policy found no deployment that may take the request (status set per reason)."""
+
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+        if status >= 500:
+            self.error_type = "upstream_error"
+
+
+def refusal_error(decision: Decision) -> GatewayError:
+    """The error for a decision with an empty plan (``policies.plan.REFUSALS``)."""
+    status, code = REFUSALS.get(decision.reason, (503, "no_available_deployment"))
+    return RoutingRefused(f"{decision.policy}: {decision.detail}", status=status, code=code)

@@ -16,7 +16,7 @@ from gateway.upstreams.base import Endpoint
 
 
 @dataclass(frozen=True, slots=True)
-class RequestFeatures:
+class ParsedRequest:
     """What the dispatcher needs to know about one request."""
 
     endpoint: Endpoint
@@ -26,7 +26,7 @@ class RequestFeatures:
     parsed: dict[str, Any]
 
 
-def parse_request(endpoint: Endpoint, body: bytes) -> RequestFeatures:
+def parse_request(endpoint: Endpoint, body: bytes) -> ParsedRequest:
     """Decode and check ``body`` for ``endpoint``; raise InvalidRequest when it is bad."""
     if not body:
         raise InvalidRequest("the request body is empty; expected a JSON object")
@@ -55,7 +55,7 @@ def parse_request(endpoint: Endpoint, body: bytes) -> RequestFeatures:
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             raise InvalidRequest(f"'{name}' must be a positive integer", param=name)
-    return RequestFeatures(endpoint, model, stream, _wants_usage(parsed, stream), parsed)
+    return ParsedRequest(endpoint, model, stream, _wants_usage(parsed, stream), parsed)
 
 
 def _check_chat(parsed: dict[str, Any]) -> None:

@@ -77,6 +77,11 @@ TOKENS = Counter(
     "Tokens processed as reported by the upstream's usage, by direction.",
     ["model", "deployment", "provider", "direction"],
 )
+ROUTE_DECISIONS = Counter(
+    "gateway_route_decisions",
+    "Routing decisions by policy, primary deployment and reason (a bounded vocabulary).",
+    ["policy", "deployment", "reason"],
+)
 CLIENT_DISCONNECTS = Counter(
     "gateway_client_disconnects",
     "Requests whose client went away before the answer was complete (upstream aborted).",

@@ -24,8 +24,12 @@ REASONS = (
     "fastest",  # latency policy
     "budget_low",  # budget policy moved to cheaper deployments
     "weighted_draw",  # weighted (canary) policy
-    "best_effort",  # nothing meets the SLO / constraints: the least bad one
+    "best_effort",  # nothing meets the SLO: the least bad one (hard constraints refuse)
     "configured_order",  # no policy: the alias's order
+    # Refusals (empty plan; ``policies.plan.REFUSALS`` maps each to an HTTP status):
+    "no_available_deployment",  # every deployment's circuit is open or it is at capacity
+    "exceeds_context_window",  # prompt + expected output fit no deployment's context window
+    "exceeds_max_cost",  # every deployment that fits costs more than max_cost_usd
 )
 Reason = Literal[
     "only_candidate",
@@ -37,6 +41,9 @@ Reason = Literal[
     "weighted_draw",
     "best_effort",
     "configured_order",
+    "no_available_deployment",
+    "exceeds_context_window",
+    "exceeds_max_cost",
 ]
 
 
@@ -58,6 +65,8 @@ class RequestFeatures:
     budget_total_usd: float | None = None
     draw: float = 0.5
     """A uniform draw in [0, 1) from the caller, for weighted splits (policies read no RNG)."""
+    explain: bool = False
+    """Fill ``Decision.scores`` (the explain endpoint); the hot path skips them (~1.5 us each)."""
 
 
 @dataclass(frozen=True, slots=True)

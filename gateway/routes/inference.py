@@ -18,16 +18,16 @@ from gateway.asgi import (
     Receive,
     Scope,
     Send,
-    read_body,
     request_id,
     send_bytes,
     send_error,
 )
-from gateway.dispatch import Dispatcher, OpenStream
-from gateway.errors import GatewayError, ModelNotFound, UpstreamFailed
-from gateway.features import parse_request
+from gateway.dispatch import Dispatcher, OpenStream, Routing
+from gateway.errors import GatewayError, UpstreamFailed
+from gateway.routes.intake import take_request
 from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejected
 from gateway.upstreams.sse import error_event
+from policies.model import Decision
 
 log = logging.getLogger("gateway")
 _SSE_HEADERS = [
@@ -46,8 +46,8 @@ class InferenceRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = _Exchange(self.endpoint, scope, send)
         try:
-            call = await exchange.read(receive)
-            await exchange.serve(call, receive)
+            call, routing = await exchange.read(receive)
+            await exchange.serve(call, routing, receive)
         except GatewayError as err:
             await exchange.fail(err)
         except asyncio.CancelledError:
@@ -92,35 +92,33 @@ class _Exchange:
         self.first_event_at: float | None = None
         self.responded = False  # http.response.start has been sent
 
-    async def read(self, receive: Receive) -> Call:
-        """The request body, checked; raises InvalidRequest, ModelNotFound, PayloadTooLarge."""
-        config = self.dispatcher.config
-        body = await read_body(self.scope, receive, config.server.max_body_bytes)
-        features = parse_request(self.endpoint, body)
-        if features.model not in config.aliases:
-            known = ", ".join(sorted(config.aliases))
-            raise ModelNotFound(
-                f"the model '{features.model}' does not exist; known models: {known}",
-                param="model",
-            )
-        self.alias = features.model
-        return Call(
+    async def read(self, receive: Receive) -> tuple[Call, Routing]:
+        """The request, checked and routed; its routing headers are set for the reply."""
+        intake = await take_request(self.scope, receive, self.endpoint, self.dispatcher)
+        parsed, decision = intake.parsed, intake.routing.decision
+        self.alias = parsed.model
+        self.headers += [
+            (b"x-gateway-policy", decision.policy.encode()),
+            (b"x-gateway-route-reason", route_reason(decision)),
+        ]
+        call = Call(
             self.endpoint,
-            body,
-            features.parsed,
-            features.stream,
-            features.client_wants_usage,
+            intake.body,
+            parsed.parsed,
+            parsed.stream,
+            parsed.client_wants_usage,
             self.headers[0][1].decode(),
         )
+        return call, intake.routing
 
-    async def serve(self, call: Call, receive: Receive) -> None:
+    async def serve(self, call: Call, routing: Routing, receive: Receive) -> None:
         """Answer ``call``; a client that goes away meanwhile aborts the upstream call."""
         watch = DisconnectWatch(receive)
         try:
             if call.stream:
-                await self._relay(await self.dispatcher.open_stream(self.alias, call), watch)
+                await self._relay(await self.dispatcher.open_stream(routing, call), watch)
             else:
-                await self._reply(call, watch)
+                await self._reply(call, routing, watch)
         except UpstreamRejected as rej:
             watch.stop()
             await self._respond(rej.status, rej.body, rej.content_type)
@@ -132,8 +130,8 @@ class _Exchange:
         finally:
             watch.stop()
 
-    async def _reply(self, call: Call, watch: DisconnectWatch) -> None:
-        reply, dep = await self.dispatcher.complete(self.alias, call)
+    async def _reply(self, call: Call, routing: Routing, watch: DisconnectWatch) -> None:
+        reply, dep = await self.dispatcher.complete(routing, call)
         self.deployment = dep.name
         watch.stop()
         self.headers.append((b"x-gateway-deployment", dep.name.encode()))
@@ -162,6 +160,7 @@ class _Exchange:
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if self.first_event_at is None:
                     self.first_event_at = monotonic()
+                    self.dispatcher.first_event(opened)
             end = "ok"
         except StreamBroken as exc:
             end = "broken"
@@ -182,3 +181,9 @@ class _Exchange:
         if self.first_event_at is not None:
             ttft = self.first_event_at - self.started
             metrics.child(metrics.TIME_TO_FIRST_TOKEN, self.alias, self.deployment).observe(ttft)
+
+
+def route_reason(decision: Decision) -> bytes:
+    """``reason; detail`` as a header value: printable ASCII, at most 200 bytes."""
+    text = f"{decision.reason}; {decision.detail}"
+    return text.encode("ascii", "replace")[:200].replace(b"\r", b" ").replace(b"\n", b" ")

@@ -1,0 +1,68 @@
+"""Per-request routing controls from headers, over the alias's configured defaults.
+
+``x-gateway-policy`` (a policy name), ``x-gateway-slo-ttft-ms`` (a positive number) and
+``x-gateway-max-cost-usd`` (a positive number). A bad value is a 400 naming the header, never
+a silent default. Imports: stdlib, ``gateway.asgi``, ``gateway.config``, ``gateway.errors``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gateway.asgi import Scope, header
+from gateway.config import Alias
+from gateway.errors import InvalidRequest
+
+POLICY_HEADER = b"x-gateway-policy"
+SLO_TTFT_HEADER = b"x-gateway-slo-ttft-ms"
+MAX_COST_HEADER = b"x-gateway-max-cost-usd"
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """The routing settings in force for one request."""
+
+    policy: str
+    slo_ttft_s: float | None
+    slo_total_s: float | None
+    max_cost_usd: float | None
+
+
+def controls_for(scope: Scope, alias: Alias, known_policies: frozenset[str]) -> Controls:
+    """The alias's defaults, overridden by whichever control headers the request carries."""
+    policy = alias.policy
+    raw_policy = header(scope, POLICY_HEADER)
+    if raw_policy is not None:
+        policy = raw_policy.decode("latin-1").strip()
+        if policy not in known_policies:
+            known = ", ".join(sorted(known_policies))
+            raise InvalidRequest(
+                f"header x-gateway-policy: unknown policy {policy!r}; known: {known}",
+                param="x-gateway-policy",
+            )
+    slo = _positive(scope, SLO_TTFT_HEADER)
+    cost = _positive(scope, MAX_COST_HEADER)
+    return Controls(
+        policy=policy,
+        slo_ttft_s=alias.slo_ttft_s if slo is None else slo / 1000.0,
+        slo_total_s=alias.slo_total_s,
+        max_cost_usd=alias.max_cost_usd if cost is None else cost,
+    )
+
+
+def _positive(scope: Scope, name: bytes) -> float | None:
+    raw = header(scope, name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        label = name.decode()
+        raise InvalidRequest(
+            f"header {label}: must be a positive number, got {raw.decode('latin-1')!r}",
+            param=label,
+        )
+    return value

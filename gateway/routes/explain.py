@@ -1,0 +1,45 @@
+"""POST /v1/route/explain: the routing decision for a request, without calling anything.
+
+Takes the body (and control headers) of a chat completion and answers the plan, the reason,
+the features the policy saw and every candidate with its snapshot and score: the same
+``decide`` call the inference routes make, so what it says is what would happen now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from gateway.asgi import Receive, Scope, Send, send_bytes, send_error
+from gateway.dispatch import Dispatcher
+from gateway.errors import GatewayError
+from gateway.routes.intake import take_request
+
+
+class ExplainRoute:
+    """Raw ASGI app: read and route like /v1/chat/completions, answer the decision as JSON."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        dispatcher: Dispatcher = scope["state"]["dispatcher"]
+        try:
+            intake = await take_request(
+                scope, receive, "chat/completions", dispatcher, explain=True
+            )
+        except GatewayError as err:
+            await send_error(send, err, [])
+            return
+        routing = intake.routing
+        decision = routing.decision
+        scores = {s.name: dataclasses.asdict(s) for s in decision.scores}
+        body = {
+            "object": "route.explanation",
+            "policy": decision.policy,
+            "plan": list(decision.plan),
+            "reason": decision.reason,
+            "detail": decision.detail,
+            "features": dataclasses.asdict(routing.features),
+            "candidates": [
+                {**dataclasses.asdict(c), "score": scores.get(c.name)} for c in routing.candidates
+            ],
+        }
+        await send_bytes(send, 200, json.dumps(body).encode(), [])

@@ -1,0 +1,208 @@
+"""The built-in policies and ``REGISTRY``, their factories by name (params checked).
+
+``budget`` and ``weighted`` live in their own modules; the rest are here. Each policy orders
+candidates (``filters``) into tiers and ``plan`` turns them
+into a ``Decision`` (the plan rule and the refusals are documented there). "Meets the SLO"
+means predicted TTFT <= the request's TTFT SLO (else the policy's ``slo_ttft_s`` param) and
+predicted total <= the request's total SLO, when set; candidates missing it always come
+last. Ties keep the alias's configured order.
+
+- ``ordered``: the configured order (today's behaviour); the SLO is not considered.
+- ``cost``: meeting the SLO by (billed cost, TTFT): a local worker costs 0 while available;
+  then the rest by TTFT (``best_effort`` when none meets it).
+- ``latency``: meeting the SLO by predicted latency (TTFT when streaming, else total), then
+  cost; then the rest by the same key (``best_effort`` when none meets it).
+- ``spillover``: local workers meeting the SLO, least loaded first (then TTFT); then paid ones
+  meeting it, cheapest first (then TTFT); then the rest by TTFT (``best_effort``).
+  ``slo_ttft_s`` defaults to 1.0 s.
+- ``budget``: when budget left / budget total < ``threshold`` (0.2), ``budget_low``: meeting
+  the SLO by (cost, load, TTFT), so free local workers first, then the rest by (cost, TTFT);
+  otherwise the ``inner`` policy (``spillover``) with ``inner_params`` decides.
+- ``weighted``: a canary split: the primary drawn with ``features.draw`` in proportion to the
+  ``weights`` param (deployment -> weight; unnamed ones 0) or else ``Candidate.weight``; the
+  fallbacks are the rest by weight. The SLO is not considered.
+
+Imports: stdlib and ``policies`` modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+
+from policies import reason
+from policies.budget import Budget
+from policies.filters import admissible, effective_slo_ttft, partition
+from policies.model import Candidate, Decision, Policy, RequestFeatures
+from policies.params import Params
+from policies.plan import make_decision, refuse
+from policies.scores import decision_scores, load, marginal_cost_usd, predicted_latency_s
+from policies.weighted import Weighted
+
+PolicyFactory = Callable[[Mapping[str, object]], Policy]
+"""Builds a policy from its params; raises ValueError naming a bad or unknown param."""
+
+
+def _ttft(candidate: Candidate) -> float:
+    return candidate.predicted_ttft_s
+
+
+class Ordered:
+    """The alias's configured order, available deployments only."""
+
+    def __init__(self) -> None:
+        self.name = "ordered"
+
+    def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
+        """The admissible candidates in their configured order."""
+        scores = decision_scores(features, candidates, features.slo_ttft_s, features.slo_total_s)
+        plan = [c for c in candidates if admissible(features, c)]
+        if not plan:
+            return refuse(self.name, features, candidates, scores)
+        detail = reason.configured(plan[0])
+        return make_decision(self.name, (plan,), "configured_order", detail, scores)
+
+
+class Cost:
+    """The cheapest expected cost that meets the SLO."""
+
+    def __init__(self, slo_ttft_s: float | None = None) -> None:
+        self.name = "cost"
+        self.slo_ttft_s = slo_ttft_s
+
+    def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
+        """Meeting the SLO by (cost, TTFT), then the rest by TTFT."""
+        slo_ttft, slo_total = effective_slo_ttft(features, self.slo_ttft_s), features.slo_total_s
+        scores = decision_scores(features, candidates, slo_ttft, slo_total)
+        meeting, missing = partition(features, candidates, slo_ttft, slo_total)
+        if not meeting and not missing:
+            return refuse(self.name, features, candidates, scores)
+        meeting.sort(key=lambda c: (marginal_cost_usd(features, c), c.predicted_ttft_s))
+        missing.sort(key=_ttft)
+        slo = reason.slo_text(slo_ttft, slo_total)
+        if meeting:
+            cost = marginal_cost_usd(features, meeting[0])
+            detail = reason.cheapest(meeting[0], cost, slo)
+            return make_decision(
+                self.name, (meeting, missing), "cheapest_meeting_slo", detail, scores
+            )
+        detail = reason.best_effort(missing[0], slo)
+        return make_decision(self.name, (missing,), "best_effort", detail, scores)
+
+
+class Latency:
+    """The lowest predicted latency: TTFT when streaming, else the total."""
+
+    def __init__(self, slo_ttft_s: float | None = None) -> None:
+        self.name = "latency"
+        self.slo_ttft_s = slo_ttft_s
+
+    def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
+        """Meeting the SLO by (latency, cost), then the rest by the same key."""
+        slo_ttft, slo_total = effective_slo_ttft(features, self.slo_ttft_s), features.slo_total_s
+        scores = decision_scores(features, candidates, slo_ttft, slo_total)
+        meeting, missing = partition(features, candidates, slo_ttft, slo_total)
+        if not meeting and not missing:
+            return refuse(self.name, features, candidates, scores)
+
+        def key(c: Candidate) -> tuple[float, float]:
+            return predicted_latency_s(features, c), marginal_cost_usd(features, c)
+
+        meeting.sort(key=key)
+        missing.sort(key=key)
+        if meeting:
+            latency_s = predicted_latency_s(features, meeting[0])
+            detail = reason.fastest(features, meeting[0], latency_s)
+            return make_decision(self.name, (meeting, missing), "fastest", detail, scores)
+        detail = reason.best_effort(missing[0], reason.slo_text(slo_ttft, slo_total))
+        return make_decision(self.name, (missing,), "best_effort", detail, scores)
+
+
+class Spillover:
+    """Local workers while they meet the SLO, then the cheapest paid one that does."""
+
+    def __init__(self, slo_ttft_s: float = 1.0) -> None:
+        self.name = "spillover"
+        self.slo_ttft_s = slo_ttft_s
+
+    def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
+        """Local meeting the SLO by (load, TTFT); paid meeting it by (cost, TTFT); rest by TTFT."""
+        slo_ttft, slo_total = effective_slo_ttft(features, self.slo_ttft_s), features.slo_total_s
+        scores = decision_scores(features, candidates, slo_ttft, slo_total)
+        meeting, missing = partition(features, candidates, slo_ttft, slo_total)
+        if not meeting and not missing:
+            return refuse(self.name, features, candidates, scores)
+        local = sorted((c for c in meeting if c.local), key=lambda c: (load(c), c.predicted_ttft_s))
+        paid = sorted(
+            (c for c in meeting if not c.local),
+            key=lambda c: (c.expected_cost_usd(features), c.predicted_ttft_s),
+        )
+        missing.sort(key=_ttft)
+        tiers, slo = (local, paid, missing), reason.slo_text(slo_ttft, slo_total)
+        if local:
+            detail = reason.local_under_slo(local[0], slo)
+            return make_decision(self.name, tiers, "local_under_slo", detail, scores)
+        if not paid:
+            detail = reason.best_effort(missing[0], slo)
+            return make_decision(self.name, tiers, "best_effort", detail, scores)
+        if any(c.local for c in candidates):
+            detail = reason.spill_to_paid([c for c in missing if c.local], paid[0], slo)
+            return make_decision(self.name, tiers, "spill_to_paid", detail, scores)
+        detail = reason.cheapest(paid[0], paid[0].expected_cost_usd(features), slo)
+        return make_decision(self.name, tiers, "cheapest_meeting_slo", detail, scores)
+
+
+def _ordered(params: Mapping[str, object]) -> Policy:
+    Params("ordered", params).finish()
+    return Ordered()
+
+
+def _cost(params: Mapping[str, object]) -> Policy:
+    read = Params("cost", params)
+    policy = Cost(read.number("slo_ttft_s", None))
+    read.finish()
+    return policy
+
+
+def _latency(params: Mapping[str, object]) -> Policy:
+    read = Params("latency", params)
+    policy = Latency(read.number("slo_ttft_s", None))
+    read.finish()
+    return policy
+
+
+def _spillover(params: Mapping[str, object]) -> Policy:
+    read = Params("spillover", params)
+    policy = Spillover(read.number("slo_ttft_s", 1.0) or 1.0)
+    read.finish()
+    return policy
+
+
+def _budget(params: Mapping[str, object]) -> Policy:
+    read = Params("budget", params)
+    threshold = read.number("threshold", 0.2, high=1.0, zero_ok=True) or 0.0
+    slo_ttft_s = read.number("slo_ttft_s", 1.0) or 1.0
+    inner = read.choice("inner", "spillover", (n for n in REGISTRY if n != "budget"))
+    inner_params = read.mapping("inner_params")
+    read.finish()
+    return Budget(REGISTRY[inner](inner_params), threshold, slo_ttft_s)
+
+
+def _weighted(params: Mapping[str, object]) -> Policy:
+    read = Params("weighted", params)
+    policy = Weighted(read.weights("weights"))
+    read.finish()
+    return policy
+
+
+REGISTRY: Mapping[str, PolicyFactory] = MappingProxyType(
+    {
+        "ordered": _ordered,
+        "cost": _cost,
+        "latency": _latency,
+        "spillover": _spillover,
+        "budget": _budget,
+        "weighted": _weighted,
+    }
+)
+"""Policy name -> factory; a new policy is a module, an entry here, and its tests."""
