@@ -207,9 +207,10 @@ class FleetStats:
         running, waiting = own_running, own_waiting
         if sample is not None:
             running, waiting = max(sample.running, running), max(sample.waiting, waiting)
-        prompt = s.prompt_tokens.value
-        context = prompt + s.output_tokens.value / 2
-        return WorkerLoad(running, waiting, waiting * prompt, context), sample
+        prompt, output = s.prompt_tokens.value, s.output_tokens.value
+        blocked = 0 if sample is None else sample.waiting
+        load = WorkerLoad(running, waiting, waiting * prompt, prompt + output / 2, blocked, output)
+        return load, sample
 
     def _observe_output(self, ticket: Ticket, now: float, output_tokens: int) -> None:
         s = ticket.stats

@@ -11,8 +11,8 @@ from gateway.stats.deployment import StatsSettings
 from gateway.stats.fleet import FleetStats
 from gateway.stats.worker_scraper import WorkerSample, WorkerScraper
 from policies.model import Candidate, RequestFeatures
-from policies.predict import Correction, WorkerLoad, predict_ttft_s
-from policies.worker_latency import H100
+from policies.predict import Correction, WorkerLoad, admission_wait_s, predict_ttft_s
+from policies.worker_latency import H100, PROFILES, decode_step_s
 from tests.unit.gateway.stats.support import FakeClock, MetricsServer, local, paid, vllm_page
 
 FEATURES = RequestFeatures(alias="auto", prompt_tokens=1000, expected_output_tokens=200)
@@ -42,8 +42,13 @@ def test_predicted_ttft_grows_with_scraped_waiting() -> None:
         assert (candidate.running, candidate.waiting, candidate.kv_cache_usage) == (4, waiting, 0.3)
         ttfts.append(candidate.predicted_ttft_s)
     assert ttfts[0] < ttfts[1] < ttfts[2]
-    # 40 prompts of the 1000-token prior ahead at 25k tokens/s: 1.6 s more than none.
-    assert ttfts[2] - ttfts[0] == pytest.approx(40 * 1000 / 25_000, rel=0.01)
+    # 40 prompts of the 1000-token prior ahead at 25k tokens/s: 1.6 s more prefill than
+    # none; and a full worker (vLLM reports them waiting) admits the newcomer only after 41
+    # of its 4 running sequences (200-token prior each) have finished.
+    load = WorkerLoad(4, 40, 40 * 1000, 1000 + 200 / 2, blocked=40, mean_output_tokens=200)
+    admission = admission_wait_s(PROFILES["h100"], load)
+    assert admission == pytest.approx(41 * 200 * decode_step_s(PROFILES["h100"], 4, 1100) / 4)
+    assert ttfts[2] - ttfts[0] == pytest.approx(40 * 1000 / 25_000 + admission, rel=0.01)
 
 
 def test_own_unanswered_calls_count_as_waiting_without_a_scrape() -> None:
