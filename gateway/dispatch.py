@@ -189,8 +189,14 @@ class Dispatcher:
             errors.append(UpstreamError(dep.name, "saturated", why.replace("_", " ")))
             return None
         metrics.child(metrics.UPSTREAM_INFLIGHT, dep.name).inc()
-        prompt = routing.features.prompt_tokens
-        return self.fleet.started(dep.name, now, prompt_tokens=prompt, stream=call.stream)
+        features = routing.features
+        return self.fleet.started(
+            dep.name,
+            now,
+            prompt_tokens=features.prompt_tokens,
+            stream=call.stream,
+            output_tokens=features.expected_output_tokens,
+        )
 
     def _end(
         self, dep: Deployment, ticket: Ticket, outcome: str, usage: Usage | None = None

@@ -51,6 +51,7 @@ class DeploymentStats:
         "circuit",
         "correction",
         "errors",
+        "expected_output_inflight",
         "gpu_usd_per_s",
         "inflight",
         "input_usd_per_token",
@@ -75,6 +76,8 @@ class DeploymentStats:
         self.inflight = 0
         self.awaiting_first = 0
         """Calls in flight that have not had their first token yet."""
+        self.expected_output_inflight = 0
+        """Sum of the in-flight calls' expected output tokens (their max_tokens, mostly)."""
         self.ttft = Ewma(a, settings.paid_ttft_prior_s)
         self.tpot = Ewma(a, settings.paid_tpot_prior_s)
         self.errors = Ewma(a, 0.0)
@@ -106,19 +109,21 @@ class DeploymentStats:
         hourly = float(dep.gpu_hour_usd or 0) * max(1, dep.gpus)
         self.gpu_usd_per_s = hourly / 3600.0
 
-    def enter(self, now: float, awaiting: bool) -> None:
+    def enter(self, now: float, awaiting: bool, expected_output: int) -> None:
         """A call started."""
         if self.inflight == 0:
             self._busy_since = now
         self.inflight += 1
+        self.expected_output_inflight += expected_output
         if awaiting:
             self.awaiting_first += 1
 
-    def leave(self, now: float, awaiting: bool) -> None:
+    def leave(self, now: float, awaiting: bool, expected_output: int) -> None:
         """A call ended (``awaiting``: before its first token was seen)."""
         self._window_busy_s += now - self._busy_since
         self._busy_since = now
         self.inflight -= 1
+        self.expected_output_inflight -= expected_output
         if awaiting:
             self.awaiting_first -= 1
 
@@ -145,3 +150,5 @@ class Ticket:
     """Counted among the calls awaiting their first token (streams, until it comes)."""
     first_token_at: float | None = None
     ended: bool = False
+    expected_output: int = 0
+    """Output tokens the call is expected to generate (its max_tokens, or the mean)."""

@@ -99,12 +99,20 @@ class FleetStats:
         return max(0.0, self._stats[name].circuit.open_until - now)
 
     def started(
-        self, name: str, now: float, *, prompt_tokens: int | None = None, stream: bool = True
+        self,
+        name: str,
+        now: float,
+        *,
+        prompt_tokens: int | None = None,
+        stream: bool = True,
+        output_tokens: int | None = None,
     ) -> Ticket:
         """A call to ``name`` is being sent; pass the ticket to ``first_token``/``finished``.
 
-        ``prompt_tokens`` (the request's estimate) feeds the mean prompt size; a call with
-        ``stream=False`` has no observable first token, so it counts as running at once."""
+        ``prompt_tokens`` (the request's estimate) feeds the mean prompt size;
+        ``output_tokens`` is what it is expected to generate (default: the mean so far); a
+        call with ``stream=False`` has no observable first token, so it counts as running
+        at once."""
         s = self._stats[name]
         base_ttft = base_tpot = 0.0
         if s.profile is not None:
@@ -114,8 +122,10 @@ class FleetStats:
             base_tpot = decode_step_s(s.profile, load.running + 1, load.mean_context_tokens)
         if prompt_tokens is not None:
             s.prompt_tokens.update(prompt_tokens)
-        s.enter(now, awaiting=stream)
-        return Ticket(s, now, s.circuit.attempt(now), base_ttft, base_tpot, stream)
+        expected = round(s.output_tokens.value) if output_tokens is None else output_tokens
+        s.enter(now, awaiting=stream, expected_output=expected)
+        probe = s.circuit.attempt(now)
+        return Ticket(s, now, probe, base_ttft, base_tpot, stream, expected_output=expected)
 
     def first_token(self, ticket: Ticket, now: float) -> None:
         """The first output token (the first content chunk of a stream) arrived."""
@@ -146,7 +156,7 @@ class FleetStats:
             return
         ticket.ended = True
         s = ticket.stats
-        s.leave(now, awaiting=ticket.awaiting)
+        s.leave(now, awaiting=ticket.awaiting, expected_output=ticket.expected_output)
         ticket.awaiting = False
         if ok:
             s.circuit.success(now, ticket.probe)
@@ -208,6 +218,9 @@ class FleetStats:
         if sample is not None:
             running, waiting = max(sample.running, running), max(sample.waiting, waiting)
         prompt, output = s.prompt_tokens.value, s.output_tokens.value
+        if s.inflight:
+            # What the calls on the worker asked for says more than the history.
+            output = s.expected_output_inflight / s.inflight
         blocked = 0 if sample is None else sample.waiting
         load = WorkerLoad(running, waiting, waiting * prompt, prompt + output / 2, blocked, output)
         return load, sample
