@@ -91,7 +91,8 @@ PAID = [paid("anthropic-haiku", ttft=0.6, price=5.0), paid("openai-gpt-4o-mini",
     ("tokens_ahead", "primary", "reason"),
     [
         pytest.param(0, "qwen-7b-a", "local_under_slo", id="idle"),
-        pytest.param(20_000, "qwen-7b-a", "local_under_slo", id="queue-still-under-slo"),
+        pytest.param(15_000, "qwen-7b-a", "local_under_slo", id="queue-within-headroom"),
+        pytest.param(20_000, "openai-gpt-4o-mini", "spill_to_paid", id="queue-past-headroom"),
         pytest.param(30_000, "openai-gpt-4o-mini", "spill_to_paid", id="queue-breaks-slo"),
         pytest.param(80_000, "openai-gpt-4o-mini", "spill_to_paid", id="saturated"),
     ],
@@ -133,9 +134,11 @@ def test_spillover_picks_best_effort_when_nothing_meets_slo() -> None:
 @pytest.mark.parametrize(
     ("params", "ttft", "primary"),
     [
-        pytest.param({}, 0.9, "qwen", id="default-slo-1s-met"),
+        pytest.param({}, 0.7, "qwen", id="default-slo-1s-met-with-headroom"),
+        pytest.param({}, 0.9, "openai-gpt-4o-mini", id="default-slo-1s-met-without-headroom"),
         pytest.param({}, 1.1, "openai-gpt-4o-mini", id="default-slo-1s-missed"),
         pytest.param({"slo_ttft_s": 2.0}, 1.1, "qwen", id="configured-slo"),
+        pytest.param({"headroom": 1.0}, 0.9, "qwen", id="no-headroom"),
     ],
 )
 def test_spillover_uses_its_default_slo_when_the_request_sets_none(
@@ -143,6 +146,12 @@ def test_spillover_uses_its_default_slo_when_the_request_sets_none(
 ) -> None:
     candidates = [local("qwen", ttft=ttft), *PAID]
     assert decide("spillover", request(slo_ttft_s=None), candidates, **params).plan[0] == primary
+
+
+def test_spillover_keeps_a_local_worker_past_headroom_when_no_paid_one_meets_the_slo() -> None:
+    candidates = [local("qwen", ttft=0.9), paid("slow-paid", ttft=1.5)]
+    decision = decide("spillover", request(), candidates)
+    assert (decision.plan, decision.reason) == (("qwen", "slow-paid"), "local_under_slo")
 
 
 def test_spillover_without_local_deployments_is_plain_cheapest_meeting_slo() -> None:

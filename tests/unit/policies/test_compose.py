@@ -28,7 +28,10 @@ def test_an_unknown_policy_is_refused_listing_the_known_ones(name: str) -> None:
     ("name", "params", "message"),
     [
         pytest.param(
-            "spillover", {"slo": 1.0}, r"unknown param 'slo' \(known: slo_ttft_s\)", id="typo"
+            "spillover",
+            {"slo": 1.0},
+            r"unknown param 'slo' \(known: headroom, slo_ttft_s\)",
+            id="typo",
         ),
         pytest.param(
             "ordered", {"x": 1}, r"unknown param 'x' \(known: none\)", id="ordered-takes-none"
