@@ -211,6 +211,7 @@ class Dispatcher:
             self.fleet.finished(ticket, now, ok=True, output_tokens=output)
         else:
             self.fleet.finished(ticket, now, ok=False, kind=outcome)
+        self._export_circuit(dep.name, now)
 
     def _failed(self, dep: Deployment, ticket: Ticket, exc: UpstreamError) -> None:
         now = _now()
@@ -220,6 +221,11 @@ class Dispatcher:
         )
         metrics.child(metrics.UPSTREAM_ERRORS, dep.name, exc.kind).inc()
         self.fleet.finished(ticket, now, ok=False, kind=exc.kind, retry_after_s=exc.retry_after_s)
+        self._export_circuit(dep.name, now)
+
+    def _export_circuit(self, name: str, now: float) -> None:
+        is_open = self.fleet.circuit_state(name, now) == "open"
+        metrics.child(metrics.CIRCUIT_OPEN, name).set(1.0 if is_open else 0.0)
 
     def _exhausted(self, routing: Routing, errors: list[UpstreamError]) -> GatewayError:
         alias = routing.features.alias

@@ -82,6 +82,17 @@ ROUTE_DECISIONS = Counter(
     "Routing decisions by policy, primary deployment and reason (a bounded vocabulary).",
     ["policy", "deployment", "reason"],
 )
+CIRCUIT_OPEN = Gauge(
+    "gateway_deployment_circuit_open",
+    "1 while a deployment's circuit breaker keeps it out of plans (open or probing), else 0.",
+    ["deployment"],
+    multiprocess_mode="max",
+)
+WORKER_SCRAPE_FAILURES = Counter(
+    "gateway_worker_scrape_failures",
+    "Failed scrapes of a local worker's /metrics (its load is then unknown until it answers).",
+    ["deployment"],
+)
 CLIENT_DISCONNECTS = Counter(
     "gateway_client_disconnects",
     "Requests whose client went away before the answer was complete (upstream aborted).",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway import metrics
 from gateway.config import Deployment
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class WorkerScraper:
         except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError, ScrapeError) as exc:
             self.failures += 1
             self.failures_by_deployment[name] += 1
+            metrics.child(metrics.WORKER_SCRAPE_FAILURES, name).inc()
             if not self._failing.get(name):
                 log.warning("cannot scrape worker %s at %s: %s", name, url, _describe(exc))
             self._failing[name] = True

@@ -8,13 +8,21 @@ import json
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from loadtests.fleet import OFFLINE_ENV, REPO_ROOT, start_emulator, start_gateway
+from loadtests.fleet import (
+    OFFLINE_ENV,
+    REPO_ROOT,
+    metric_sum,
+    scrape,
+    start_emulator,
+    start_gateway,
+)
 from loadtests.processes import free_port, running_process
 from tests.support.clients import sync_client
 from tests.support.services import local_deployment, write_config
@@ -55,6 +63,13 @@ def _served_by(client: openai.OpenAI) -> str:
     return raw.headers["x-gateway-deployment"]
 
 
+def _open_gauge(url: str) -> float:
+    def flaky(labels: Mapping[str, str]) -> bool:
+        return labels.get("deployment") == "flaky"
+
+    return metric_sum(scrape(url), "gateway_deployment_circuit_open", flaky)
+
+
 def _circuit(url: str, name: str) -> str:
     state: str = next(c["circuit"] for c in _explain(url)["candidates"] if c["name"] == name)
     return state
@@ -82,6 +97,7 @@ def test_dead_worker_opens_its_circuit_and_a_probe_closes_it_after_recovery(
             assert [_served_by(client) for _ in range(6)] == ["steady"] * 6
             assert _circuit(gateway.url, "flaky") == "open"
             assert _explain(gateway.url)["plan"] == ["steady"]
+            assert _open_gauge(gateway.url) == 1.0
 
             with running_process(
                 _worker_args(port),
@@ -95,3 +111,4 @@ def test_dead_worker_opens_its_circuit_and_a_probe_closes_it_after_recovery(
                 assert served[0] == "flaky"  # the half-open probe, and it succeeded
                 assert set(served) == {"flaky"}
                 assert _circuit(gateway.url, "flaky") == "closed"
+                assert _open_gauge(gateway.url) == 0.0
