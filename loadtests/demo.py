@@ -23,7 +23,7 @@ from pathlib import Path
 import openai
 
 from gateway.config import load_config
-from loadtests.demo_report import Outcome, render_summary
+from loadtests.demo_report import Outcome, render_reasons, render_summary
 from loadtests.fleet import (
     DEMO_CONFIG,
     REPO_ROOT,
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; non-zero exit if any request failed."""
     parser = argparse.ArgumentParser(prog="python -m loadtests.demo", description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
         "--time-scale",
         type=float,
@@ -182,7 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         contextlib.ExitStack() as stack,
     ):
         started = time.perf_counter()
-        fleet = start_demo_fleet(stack, Path(tmp), time_scale=args.time_scale)
+        # Small workers (16 sequences each), so the demo's bursts show the spill to paid APIs.
+        fleet = start_demo_fleet(
+            stack, Path(tmp), time_scale=args.time_scale, worker_args=("--max-num-seqs", "16")
+        )
         gateway = start_gateway(stack, DEMO_CONFIG, fleet.env(), log_dir=Path(tmp))
         print(
             f"fleet and gateway up in {time.perf_counter() - started:.1f}s; "
@@ -192,8 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         outcomes = asyncio.run(drive(gateway.url, jobs, args.concurrency))
         wall = time.perf_counter() - t0
-        counted = metric_sum(scrape(gateway.url), "gateway_requests_total")
+        exposition = scrape(gateway.url)
+        counted = metric_sum(exposition, "gateway_requests_total")
     print(render_summary(outcomes, config, wall, counted))
+    print(render_reasons(exposition))
     return 0 if all(o.error is None for o in outcomes) else 1
 
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from gateway.config import Config
 
 REFERENCE_DEPLOYMENT = "openai-gpt-4o-mini"
@@ -100,3 +102,14 @@ def _totals(
         f"({100 * len(local) / max(1, len(ok)):.0f}%); paid APIs billed ${paid:.5f} at list price",
         f"the same local tokens on {REFERENCE_DEPLOYMENT} would have cost ${avoided:.5f}",
     ]
+
+
+def render_reasons(exposition: str) -> str:
+    """How the gateway routed: decisions per policy and reason, from its /metrics."""
+    counts: dict[tuple[str, str], float] = defaultdict(float)
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "gateway_route_decisions_total":
+                counts[(sample.labels["policy"], sample.labels["reason"])] += sample.value
+    parts = [f"{policy}/{reason} {n:.0f}" for (policy, reason), n in sorted(counts.items())]
+    return "routing decisions: " + ", ".join(parts)

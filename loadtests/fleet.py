@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,12 +113,21 @@ class DemoFleet:
 
 
 def start_demo_fleet(
-    stack: contextlib.ExitStack, log_dir: Path | None, *, time_scale: float
+    stack: contextlib.ExitStack,
+    log_dir: Path | None,
+    *,
+    time_scale: float,
+    worker_args: Sequence[str] = (),
 ) -> DemoFleet:
-    """Two vLLM Qwen2.5-7B emulators, an OpenAI and an Anthropic emulator."""
+    """Two vLLM Qwen2.5-7B emulators (``worker_args`` added), an OpenAI and an Anthropic one."""
+
+    def worker(seed: str) -> Service:
+        args = ("--seed", seed, *worker_args)
+        return start_emulator(stack, "vllm", *args, time_scale=time_scale, log_dir=log_dir)
+
     return DemoFleet(
-        qwen_a=start_emulator(stack, "vllm", "--seed", "1", time_scale=time_scale, log_dir=log_dir),
-        qwen_b=start_emulator(stack, "vllm", "--seed", "2", time_scale=time_scale, log_dir=log_dir),
+        qwen_a=worker("1"),
+        qwen_b=worker("2"),
         openai=start_emulator(stack, "openai", time_scale=time_scale, log_dir=log_dir),
         anthropic=start_emulator(stack, "anthropic", time_scale=time_scale, log_dir=log_dir),
     )
