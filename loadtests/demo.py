@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--time-scale",
         type=float,
-        default=0.5,
+        default=1.0,
         help="emulator delays x this (1.0 = calibrated real-world latency)",
     )
     parser.add_argument("--seed", type=int, default=7)

@@ -160,7 +160,11 @@ class Simulation:
     def _send(self, now: float, i: int, name: str) -> None:
         r = self.requests[i]
         self.result.served_by[i] = self.index[name]
-        self.tickets[i] = self.stats.started(name, now, prompt_tokens=r.prompt_tokens)
+        # As the dispatcher: the request's expected output (its max_tokens) enters the in-flight
+        # sum that the admission-wait prediction reads.
+        self.tickets[i] = self.stats.started(
+            name, now, prompt_tokens=r.prompt_tokens, output_tokens=r.output_tokens
+        )
         api = self.paid.get(name)
         if api is not None:
             ttft = _paid_ttft_s(api, r.prompt_tokens, self.z[i])
