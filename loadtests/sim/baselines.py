@@ -11,13 +11,18 @@ Each is a ``policies.model.Policy``, so the simulator drives it exactly like ``s
 - ``cost-only``: the cheapest expected cost, whatever the load (LiteLLM's
   ``cost-based-routing``): a local worker bills 0, so the first local worker takes everything.
 
-Imports: stdlib and ``policies.model``.
+Every baseline, like the product policies, skips a deployment whose context window the
+prompt plus expected output does not fit (``policies.filters.fits_context``): a request
+that fits none is refused, as the gateway would.
+
+Imports: stdlib, ``policies.model`` and ``policies.filters``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from policies.filters import fits_context
 from policies.model import Candidate, Decision, Policy, Reason, RequestFeatures
 
 
@@ -35,7 +40,9 @@ class _Baseline:
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """Eligible candidates sorted by the key; empty plan if none is eligible."""
-        kept = [c for c in candidates if c.available and self._keep(c)]
+        kept = [
+            c for c in candidates if c.available and fits_context(features, c) and self._keep(c)
+        ]
         kept.sort(key=lambda c: self._key(c, features))
         detail = self.name if kept else f"{self.name}: no eligible deployment"
         reason: Reason = self._reason if kept else "no_available_deployment"
@@ -52,7 +59,7 @@ class RoundRobin:
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """The next deployment in turn first, the rest after it."""
-        kept = [c.name for c in candidates if c.available]
+        kept = [c.name for c in candidates if c.available and fits_context(features, c)]
         if not kept:
             return Decision(self.name, (), "no_available_deployment", "round-robin: none")
         start = self._turn % len(kept)
