@@ -11,6 +11,7 @@ the answer) slot in here, not in routes. Imports: ``gateway`` modules and ``poli
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from time import monotonic as _now
@@ -92,9 +93,13 @@ class Dispatcher:
             slo_total_s=controls.slo_total_s,
             max_cost_usd=controls.max_cost_usd,
             explain=explain,
+            draw=random.random(),  # the weighted policy's split; policies read no RNG
         )
-        candidates = self.fleet.candidates(self.config.deployments_for(alias), features, _now())
-        decision = self._policy(alias, controls.policy).decide(features, candidates)
+        policy = self._policy(alias, controls.policy)
+        candidates = self.fleet.candidates(
+            self.config.deployments_for(alias), features, _now(), predict=policy.predicts or explain
+        )
+        decision = policy.decide(features, candidates)
         primary = decision.plan[0] if decision.plan else "none"
         metrics.child(metrics.ROUTE_DECISIONS, decision.policy, primary, decision.reason).inc()
         return Routing(features, candidates, decision)

@@ -25,6 +25,7 @@ class Budget:
 
     def __init__(self, inner: Policy, threshold: float = 0.2, slo_ttft_s: float = 1.0) -> None:
         self.name = "budget"
+        self.predicts = True
         self.inner = inner
         self.threshold = threshold
         self.slo_ttft_s = slo_ttft_s

@@ -53,6 +53,7 @@ class Ordered:
 
     def __init__(self) -> None:
         self.name = "ordered"
+        self.predicts = False
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """The admissible candidates in their configured order."""
@@ -69,6 +70,7 @@ class Cost:
 
     def __init__(self, slo_ttft_s: float | None = None) -> None:
         self.name = "cost"
+        self.predicts = True
         self.slo_ttft_s = slo_ttft_s
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
@@ -96,6 +98,7 @@ class Latency:
 
     def __init__(self, slo_ttft_s: float | None = None) -> None:
         self.name = "latency"
+        self.predicts = True
         self.slo_ttft_s = slo_ttft_s
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
@@ -133,6 +136,7 @@ class Spillover:
 
     def __init__(self, slo_ttft_s: float = 1.0, headroom: float = 0.8) -> None:
         self.name = "spillover"
+        self.predicts = True
         self.slo_ttft_s = slo_ttft_s
         self.headroom = headroom
 

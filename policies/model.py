@@ -146,6 +146,9 @@ class Policy(Protocol):
     """A routing policy: pure, deterministic given its inputs."""
 
     name: str
+    predicts: bool
+    """Whether ``decide`` reads predicted latencies (``Candidate.predicted_ttft_s``,
+    ``tpot_s``); when False the caller may leave them 0 and skip computing them."""
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """Order ``candidates`` (in the alias's configured order) into a plan."""

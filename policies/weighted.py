@@ -34,6 +34,7 @@ class Weighted:
 
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
         self.name = "weighted"
+        self.predicts = False
         self.weights = weights
 
     def weight(self, candidate: Candidate) -> float:

@@ -115,7 +115,7 @@ class FleetStats:
         at once."""
         s = self._stats[name]
         base_ttft = base_tpot = 0.0
-        if s.profile is not None:
+        if s.profile is not None and stream:  # only a stream shows its first token
             prompt = s.prompt_tokens.value if prompt_tokens is None else prompt_tokens
             load, _ = self._load(s, now)
             base_ttft = predict_ttft_s(s.profile, load, round(prompt), _NO_CORRECTION)
@@ -173,16 +173,26 @@ class FleetStats:
                 s.circuit.failure(now, ticket.probe, retry_after_s)
 
     def candidates(
-        self, deployments: Sequence[Deployment], features: RequestFeatures, now: float
+        self,
+        deployments: Sequence[Deployment],
+        features: RequestFeatures,
+        now: float,
+        *,
+        predict: bool = True,
     ) -> list[Candidate]:
-        """One snapshot per deployment, in the order given (the alias's order)."""
-        return [self._candidate(dep, features, now) for dep in deployments]
+        """One snapshot per deployment, in the order given (the alias's order); with
+        ``predict`` False (a policy that reads no predictions) latencies are left 0."""
+        return [self._candidate(dep, features, now, predict) for dep in deployments]
 
-    def _candidate(self, dep: Deployment, features: RequestFeatures, now: float) -> Candidate:
+    def _candidate(
+        self, dep: Deployment, features: RequestFeatures, now: float, predict: bool
+    ) -> Candidate:
         s = self._stats[dep.name]
         s.refresh_prices(dep)
         sample: WorkerSample | None = None
-        if s.profile is not None:
+        if not predict:
+            ttft = tpot = shadow = 0.0
+        elif s.profile is not None:
             load, sample = self._load(s, now)
             ttft = predict_ttft_s(s.profile, load, features.prompt_tokens, s.correction)
             step = decode_step_s(s.profile, load.running + 1, load.mean_context_tokens)

@@ -37,6 +37,7 @@ class _Baseline:
         keep: Callable[[Candidate], bool] = lambda c: True,
     ) -> None:
         self.name, self._reason, self._key, self._keep = name, reason, key, keep
+        self.predicts = True  # the simulator always computes predictions
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """Eligible candidates sorted by the key; empty plan if none is eligible."""
@@ -53,6 +54,7 @@ class RoundRobin:
     """Each available deployment in turn."""
 
     name = "round-robin"
+    predicts = False
 
     def __init__(self) -> None:
         self._turn = 0

@@ -46,6 +46,11 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                     "slo_ttft_ms": SLO_MS,
                 },
                 "paid-only": {"deployments": ["openai-gpt-4o-mini"], "policy": "cost"},
+                "canary": {
+                    "deployments": ["local", "openai-gpt-4o-mini"],
+                    "policy": "weighted",
+                    "policy_params": {"weights": {"local": 1, "openai-gpt-4o-mini": 1}},
+                },
             },
         }
         path = write_config(logs / "routing.yaml", config)
@@ -179,3 +184,15 @@ def test_route_decisions_are_counted_by_policy_deployment_and_reason(routed: Ser
     with urllib.request.urlopen(f"{routed.url}/metrics", timeout=5) as response:
         text = response.read().decode()
     assert 'gateway_route_decisions_total{deployment="local",policy="spillover",reason=' in text
+
+
+def test_weighted_policy_splits_traffic_between_its_deployments(routed: Service) -> None:
+    served = []
+    with sync_client(routed.url) as client:
+        for _ in range(30):
+            raw = client.chat.completions.with_raw_response.create(
+                model="canary", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+            )
+            served.append(raw.headers["x-gateway-deployment"])
+    # A 50/50 split: both sides serve (all 30 on one side has probability 2**-29).
+    assert set(served) == {"local", "openai-gpt-4o-mini"}
