@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gateway.asgi import Scope, header
+from gateway.asgi import Scope
 from gateway.config import Alias
 from gateway.errors import InvalidRequest
 
@@ -31,8 +31,16 @@ class Controls:
 
 def controls_for(scope: Scope, alias: Alias, known_policies: frozenset[str]) -> Controls:
     """The alias's defaults, overridden by whichever control headers the request carries."""
+    raw_policy = raw_slo = raw_cost = None
+    for name, value in scope["headers"]:  # one pass; most requests carry none of them
+        if name.startswith(b"x-gateway-"):
+            if name == POLICY_HEADER:
+                raw_policy = value
+            elif name == SLO_TTFT_HEADER:
+                raw_slo = value
+            elif name == MAX_COST_HEADER:
+                raw_cost = value
     policy = alias.policy
-    raw_policy = header(scope, POLICY_HEADER)
     if raw_policy is not None:
         policy = raw_policy.decode("latin-1").strip()
         if policy not in known_policies:
@@ -41,8 +49,8 @@ def controls_for(scope: Scope, alias: Alias, known_policies: frozenset[str]) -> 
                 f"header x-gateway-policy: unknown policy {policy!r}; known: {known}",
                 param="x-gateway-policy",
             )
-    slo = _positive(scope, SLO_TTFT_HEADER)
-    cost = _positive(scope, MAX_COST_HEADER)
+    slo = _positive(SLO_TTFT_HEADER, raw_slo)
+    cost = _positive(MAX_COST_HEADER, raw_cost)
     return Controls(
         policy=policy,
         slo_ttft_s=alias.slo_ttft_s if slo is None else slo / 1000.0,
@@ -51,8 +59,7 @@ def controls_for(scope: Scope, alias: Alias, known_policies: frozenset[str]) -> 
     )
 
 
-def _positive(scope: Scope, name: bytes) -> float | None:
-    raw = header(scope, name)
+def _positive(name: bytes, raw: bytes | None) -> float | None:
     if raw is None:
         return None
     try:
