@@ -40,6 +40,7 @@ from gateway.upstreams.base import (
 )
 from policies.compose import build_policy, known_policies
 from policies.model import Candidate, Decision, Policy, RequestFeatures
+from policies.plan import is_refusal
 
 _BYTES_PER_TOKEN = 4  # a cheap prompt estimate: no tokenizer on the hot path
 
@@ -180,7 +181,7 @@ class Dispatcher:
 
     def _plan(self, routing: Routing) -> list[Deployment]:
         decision = routing.decision
-        if not decision.plan:
+        if is_refusal(decision):
             raise refusal_error(decision)
         return [self.config.deployments[name] for name in decision.plan]
 
