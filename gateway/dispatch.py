@@ -74,6 +74,7 @@ class Dispatcher:
         self.policy_names = frozenset(known_policies())
         self._upstreams = upstreams
         self._policies: dict[tuple[str, str], Policy] = {}
+        self._circuit_open: dict[str, bool] = {}
         prior = fleet.settings.output_tokens_prior
         self._output = {alias: Ewma(fleet.settings.alpha, prior) for alias in config.aliases}
 
@@ -231,7 +232,9 @@ class Dispatcher:
 
     def _export_circuit(self, name: str, now: float) -> None:
         is_open = self.fleet.circuit_state(name, now) == "open"
-        metrics.child(metrics.CIRCUIT_OPEN, name).set(1.0 if is_open else 0.0)
+        if self._circuit_open.get(name) is not is_open:  # the gauge moves only on a change
+            self._circuit_open[name] = is_open
+            metrics.child(metrics.CIRCUIT_OPEN, name).set(1.0 if is_open else 0.0)
 
     def _exhausted(self, routing: Routing, errors: list[UpstreamError]) -> GatewayError:
         alias = routing.features.alias
