@@ -6,7 +6,7 @@ Pure formatting over the outcomes the demo measured; prices come from the gatewa
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from decimal import Decimal
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Config
+from loadtests.percentiles import interpolated
 
 REFERENCE_DEPLOYMENT = "openai-gpt-4o-mini"
 
@@ -33,17 +34,8 @@ class Outcome:
     error: str | None = None
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) by linear interpolation, None when empty."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, round(q) - 1))]
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f}"
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value * 1000:.0f}"
 
 
 def render_summary(
@@ -62,16 +54,16 @@ def render_summary(
     for name in sorted(rows):
         group = rows[name]
         ok = [o for o in group if o.error is None]
-        lat = [o.latency_s for o in ok]
-        ttft = [o.ttft_s for o in ok if o.ttft_s is not None]
+        lat = sorted(o.latency_s for o in ok)
+        ttft = sorted(o.ttft_s for o in ok if o.ttft_s is not None)
         tin, tout = sum(o.prompt_tokens for o in ok), sum(o.completion_tokens for o in ok)
         dep = config.deployments.get(name)
         usd = dep.price.cost(tin, tout) if dep and dep.price and not dep.local else None
         paid_usd += usd or 0
         lines.append(
             f"{name:<26}{len(group):>6}{len(group) - len(ok):>8}{tin:>10}{tout:>9}"
-            f"{_ms(percentile(lat, 50)):>8}{_ms(percentile(lat, 95)):>8}"
-            f"{_ms(percentile(ttft, 50)):>10}{_ms(percentile(ttft, 95)):>10}"
+            f"{_ms(interpolated(lat, 50)):>8}{_ms(interpolated(lat, 95)):>8}"
+            f"{_ms(interpolated(ttft, 50)):>10}{_ms(interpolated(ttft, 95)):>10}"
             f"{'owned' if usd is None else f'{usd:.5f}':>10}"
         )
     lines += ["", *_totals(outcomes, config, wall_s, counted, paid_usd)]

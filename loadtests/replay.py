@@ -52,6 +52,7 @@ import openai
 
 from gateway.config import Config, load_config
 from loadtests.emulators import textgen
+from loadtests.percentiles import nearest_rank
 from loadtests.sim.replay import replay_slice
 from loadtests.sim.trace import TraceRequest, read_trace
 
@@ -120,10 +121,7 @@ class ReplayResult:
 
     def ttft_percentile(self, q: float) -> float:
         """Nearest-rank percentile of TTFT (a failed request counts as infinite)."""
-        values = sorted(math.inf if s.ttft_s is None else s.ttft_s for s in self.sent)
-        if not values:
-            return math.nan
-        return values[max(1, math.ceil(q / 100 * len(values))) - 1]
+        return nearest_rank([math.inf if s.ttft_s is None else s.ttft_s for s in self.sent], q)
 
     def by_deployment(self) -> dict[str, int]:
         """Requests per serving deployment (``error`` for failures)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from loadtests.bench.payload import split_template
+from loadtests.percentiles import interpolated
 
 REQUEST_TIMEOUT_S = 30.0
 
@@ -37,20 +37,6 @@ class LoadResult:
     tool: str
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) of ascending values, interpolated linearly; NaN if none."""
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile out of range: {q}")
-    n = len(sorted_values)
-    if n == 0:
-        return math.nan
-    rank = (n - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, n - 1)
-    frac = rank - low
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * frac
-
-
 def summarize(
     latencies_s: Sequence[float], *, concurrency: int, errors: int, duration_s: float, tool: str
 ) -> LoadResult:
@@ -62,9 +48,9 @@ def summarize(
         errors=errors,
         duration_s=duration_s,
         rps=len(ordered) / duration_s if duration_s > 0 else 0.0,
-        p50_ms=percentile(ordered, 50) * 1000.0,
-        p90_ms=percentile(ordered, 90) * 1000.0,
-        p99_ms=percentile(ordered, 99) * 1000.0,
+        p50_ms=interpolated(ordered, 50) * 1000.0,
+        p90_ms=interpolated(ordered, 90) * 1000.0,
+        p99_ms=interpolated(ordered, 99) * 1000.0,
         tool=tool,
     )
 

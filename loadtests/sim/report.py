@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from loadtests.percentiles import nearest_rank
 from loadtests.sim.oracle import PaidBound, charged_usd
 from loadtests.sim.simulation import RunResult
 
@@ -50,15 +51,6 @@ class Summary:
         return 100 * total / self.all_paid_usd if self.all_paid_usd else math.inf
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of unsorted ``values``."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def summarize(result: RunResult, values: Sequence[float], gpu_hour_usd: Sequence[float]) -> Summary:
     """Summarise ``result``; ``values`` are the cheapest paid USD per request."""
     n, slo = len(result.requests), result.settings.slo_ttft_s
@@ -73,9 +65,9 @@ def summarize(result: RunResult, values: Sequence[float], gpu_hour_usd: Sequence
         requests=n,
         paid_usd=result.paid_usd,
         local_share=local / n if n else 0.0,
-        ttft_p50_s=percentile(ttft, 50),
-        ttft_p95_s=percentile(ttft, 95),
-        ttft_p99_s=percentile(ttft, 99),
+        ttft_p50_s=nearest_rank(ttft, 50),
+        ttft_p95_s=nearest_rank(ttft, 95),
+        ttft_p99_s=nearest_rank(ttft, 99),
         attainment=_share_within(ttft, slo),
         attainment_after_warmup=_share_within(warm, slo),
         gpu_usd=tuple(gpus * hours * price for price in gpu_hour_usd),

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from loadtests.bench.loadgen import percentile, summarize
+from loadtests.bench.loadgen import summarize
 from loadtests.bench.payload import COUNTER_MARK, chat_body_template, split_template
+from loadtests.percentiles import interpolated as percentile
 
 
 def test_percentile_of_no_values_is_nan() -> None:
