@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import aiohttp
 import pytest
 
-from gateway.config import Deployment, Timeouts
 from gateway.stats.worker_scraper import WorkerSample, WorkerScraper
 from loadtests.fleet import Service, start_emulator
+from tests.support.deployments import local
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +37,6 @@ def worker() -> Iterator[Service]:
         )
 
 
-def deployment(name: str, base_url: str) -> Deployment:
-    return Deployment(
-        name=name,
-        kind="openai",
-        model=QWEN,
-        base_url=base_url,
-        api_key_env=None,
-        local=True,
-        price=None,
-        gpu_hour_usd=None,
-        gpus=1,
-        context_window=32768,
-        max_concurrency=None,
-        timeouts=Timeouts(),
-    )
-
-
 async def scrape_until(
     scraper: WorkerScraper, done: Callable[[WorkerSample], bool], timeout_s: float = 10.0
 ) -> WorkerSample:
@@ -72,7 +55,7 @@ async def scrape_until(
 def test_scraper_sees_the_queue_grow_under_load_and_drain(worker: Service) -> None:
     async def scenario() -> tuple[WorkerSample, WorkerSample, int]:
         async with aiohttp.ClientSession() as session:
-            scraper = WorkerScraper(session, [deployment("qwen", f"{worker.url}/v1")])
+            scraper = WorkerScraper(session, [local("qwen", f"{worker.url}/v1")])
 
             async def call() -> int:
                 url = f"{worker.url}/v1/chat/completions"
@@ -102,7 +85,7 @@ def test_a_dead_workers_sample_goes_stale_without_raising() -> None:
             async with aiohttp.ClientSession() as session:
                 scraper = WorkerScraper(
                     session,
-                    [deployment("qwen", f"{dying.url}/v1")],
+                    [local("qwen", f"{dying.url}/v1")],
                     stale_after_s=0.3,
                     timeout_s=0.5,
                 )

@@ -13,7 +13,7 @@ from gateway.stats.worker_scraper import WorkerSample, WorkerScraper
 from policies.model import Candidate, RequestFeatures
 from policies.predict import Correction, WorkerLoad, admission_wait_s, predict_ttft_s
 from policies.worker_latency import H100, PROFILES, decode_step_s
-from tests.unit.gateway.stats.support import FakeClock, MetricsServer, local, paid, vllm_page
+from tests.support.deployments import FakeClock, MetricsServer, local, paid, vllm_page
 
 FEATURES = RequestFeatures(alias="auto", prompt_tokens=1000, expected_output_tokens=200)
 

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from gateway.stats.worker_scraper import ScrapeError, WorkerScraper, metrics_url, parse_sample
-from tests.unit.gateway.stats.support import QWEN, FakeClock, MetricsServer, local, paid, vllm_page
+from tests.support.deployments import QWEN, FakeClock, MetricsServer, local, paid, vllm_page
 
 
 @pytest.mark.parametrize(
