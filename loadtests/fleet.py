@@ -46,9 +46,11 @@ def start_emulator(
     time_scale: float = 1.0,
     log_dir: Path | None = None,
     max_lifetime_s: float = LIFETIME_S,
+    port: int | None = None,
 ) -> Service:
-    """``python -m loadtests.emulate KIND`` on a free port, once GET /health answers 200."""
-    port = free_port()
+    """``python -m loadtests.emulate KIND`` on ``port`` (default: a free one), once GET
+    /health answers 200."""
+    port = free_port() if port is None else port
     args = [sys.executable, "-m", "loadtests.emulate", kind, "--port", str(port)]
     args += ["--time-scale", str(time_scale), *extra_args]
     log_path = None if log_dir is None else log_dir / f"emulator-{kind}-{port}.log"

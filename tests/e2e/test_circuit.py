@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -16,34 +15,18 @@ import openai
 import pytest
 
 from loadtests.fleet import (
-    OFFLINE_ENV,
-    REPO_ROOT,
     metric_sum,
     scrape,
     start_emulator,
     start_gateway,
 )
-from loadtests.processes import free_port, running_process
+from loadtests.processes import free_port
 from tests.support.clients import sync_client
 from tests.support.services import local_deployment, write_config
 
 pytestmark = pytest.mark.e2e
 
 BODY = {"model": "pair", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
-
-
-def _worker_args(port: int, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "loadtests.emulate",
-        "vllm",
-        "--port",
-        str(port),
-        "--time-scale",
-        "0.01",
-        *extra,
-    ]
 
 
 def _explain(url: str) -> Any:
@@ -99,13 +82,8 @@ def test_dead_worker_opens_its_circuit_and_a_probe_closes_it_after_recovery(
             assert _explain(gateway.url)["plan"] == ["steady"]
             assert _open_gauge(gateway.url) == 1.0
 
-            with running_process(
-                _worker_args(port),
-                f"http://127.0.0.1:{port}/health",
-                env=OFFLINE_ENV,
-                cwd=REPO_ROOT,
-                max_lifetime_s=60,
-            ):
+            with contextlib.ExitStack() as revived:
+                start_emulator(revived, "vllm", time_scale=0.01, port=port, max_lifetime_s=60)
                 time.sleep(0.6)  # the cooldown passes: one probe may go through
                 served = [_served_by(client) for _ in range(4)]
                 assert served[0] == "flaky"  # the half-open probe, and it succeeded
