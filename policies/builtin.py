@@ -12,8 +12,9 @@ last. Ties keep the alias's configured order.
   then the rest by TTFT (``best_effort`` when none meets it).
 - ``latency``: meeting the SLO by predicted latency (TTFT when streaming, else total), then
   cost; then the rest by the same key (``best_effort`` when none meets it).
-- ``spillover``: local workers meeting the SLO, least loaded first (then TTFT); then paid ones
-  meeting it, cheapest first (then TTFT); then the rest by TTFT (``best_effort``).
+- ``spillover``: local workers predicted within ``headroom`` (0.8) x the SLO, least loaded
+  first (then TTFT); then paid ones meeting the SLO, cheapest first (then TTFT); then local
+  ones within the SLO but not the headroom; then the rest by TTFT (``best_effort``).
   ``slo_ttft_s`` defaults to 1.0 s.
 - ``budget``: when budget left / budget total < ``threshold`` (0.2), ``budget_low``: meeting
   the SLO by (cost, load, TTFT), so free local workers first, then the rest by (cost, TTFT);
@@ -34,7 +35,7 @@ from types import MappingProxyType
 from policies import reason
 from policies.budget import Budget
 from policies.filters import admissible, effective_slo_ttft, partition
-from policies.model import Candidate, Decision, Policy, RequestFeatures
+from policies.model import Candidate, Decision, Policy, Reason, RequestFeatures
 from policies.params import Params
 from policies.plan import make_decision, refuse
 from policies.scores import decision_scores, load, marginal_cost_usd, predicted_latency_s
@@ -75,22 +76,22 @@ class Cost:
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """Meeting the SLO by (cost, TTFT), then the rest by TTFT."""
-        slo_ttft, slo_total = effective_slo_ttft(features, self.slo_ttft_s), features.slo_total_s
-        scores = decision_scores(features, candidates, slo_ttft, slo_total)
-        meeting, missing = partition(features, candidates, slo_ttft, slo_total)
-        if not meeting and not missing:
-            return refuse(self.name, features, candidates, scores)
-        meeting.sort(key=lambda c: (marginal_cost_usd(features, c), c.predicted_ttft_s))
-        missing.sort(key=_ttft)
-        slo = reason.slo_text(slo_ttft, slo_total)
-        if meeting:
-            cost = marginal_cost_usd(features, meeting[0])
-            detail = reason.cheapest(meeting[0], cost, slo)
-            return make_decision(
-                self.name, (meeting, missing), "cheapest_meeting_slo", detail, scores
-            )
-        detail = reason.best_effort(missing[0], slo)
-        return make_decision(self.name, (missing,), "best_effort", detail, scores)
+
+        def cheapest(c: Candidate) -> tuple[float, float]:
+            return marginal_cost_usd(features, c), c.predicted_ttft_s
+
+        def describe(first: Candidate, slo: str) -> str:
+            return reason.cheapest(first, marginal_cost_usd(features, first), slo)
+
+        return _ranked(
+            self.name,
+            features,
+            candidates,
+            self.slo_ttft_s,
+            (cheapest, _ttft),
+            "cheapest_meeting_slo",
+            describe,
+        )
 
 
 class Latency:
@@ -103,23 +104,47 @@ class Latency:
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """Meeting the SLO by (latency, cost), then the rest by the same key."""
-        slo_ttft, slo_total = effective_slo_ttft(features, self.slo_ttft_s), features.slo_total_s
-        scores = decision_scores(features, candidates, slo_ttft, slo_total)
-        meeting, missing = partition(features, candidates, slo_ttft, slo_total)
-        if not meeting and not missing:
-            return refuse(self.name, features, candidates, scores)
 
-        def key(c: Candidate) -> tuple[float, float]:
+        def fastest(c: Candidate) -> tuple[float, float]:
             return predicted_latency_s(features, c), marginal_cost_usd(features, c)
 
-        meeting.sort(key=key)
-        missing.sort(key=key)
-        if meeting:
-            latency_s = predicted_latency_s(features, meeting[0])
-            detail = reason.fastest(features, meeting[0], latency_s)
-            return make_decision(self.name, (meeting, missing), "fastest", detail, scores)
-        detail = reason.best_effort(missing[0], reason.slo_text(slo_ttft, slo_total))
-        return make_decision(self.name, (missing,), "best_effort", detail, scores)
+        def describe(first: Candidate, slo: str) -> str:
+            return reason.fastest(features, first, predicted_latency_s(features, first))
+
+        return _ranked(
+            self.name,
+            features,
+            candidates,
+            self.slo_ttft_s,
+            (fastest, fastest),
+            "fastest",
+            describe,
+        )
+
+
+def _ranked(
+    name: str,
+    features: RequestFeatures,
+    candidates: Sequence[Candidate],
+    slo_ttft_default: float | None,
+    keys: tuple[Callable[[Candidate], tuple[float, ...] | float], ...],
+    why: Reason,
+    describe: Callable[[Candidate, str], str],
+) -> Decision:
+    """Candidates meeting the SLO sorted by ``keys[0]`` (reason ``why``), then the ones
+    missing it by ``keys[1]`` (``best_effort`` when none meets it)."""
+    slo_ttft, slo_total = effective_slo_ttft(features, slo_ttft_default), features.slo_total_s
+    scores = decision_scores(features, candidates, slo_ttft, slo_total)
+    meeting, missing = partition(features, candidates, slo_ttft, slo_total)
+    if not meeting and not missing:
+        return refuse(name, features, candidates, scores)
+    meeting.sort(key=keys[0])
+    missing.sort(key=keys[1])
+    slo = reason.slo_text(slo_ttft, slo_total)
+    if meeting:
+        return make_decision(name, (meeting, missing), why, describe(meeting[0], slo), scores)
+    detail = reason.best_effort(missing[0], slo)
+    return make_decision(name, (missing,), "best_effort", detail, scores)
 
 
 class Spillover:
