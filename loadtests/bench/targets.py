@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtests.fleet import start_emulator
 from loadtests.processes import ManagedProcess, free_port, running_process
 
 START_TIMEOUT_S = 30.0
@@ -35,20 +36,8 @@ class Target:
 @contextlib.contextmanager
 def emulator(workdir: Path) -> Iterator[str]:
     """A zero-latency vLLM emulator on a free port, on this process's cpus; yields its origin."""
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    args = [
-        sys.executable,
-        "-m",
-        "loadtests.emulate",
-        "vllm",
-        "--port",
-        str(port),
-        "--zero-latency",
-    ]
-    log = workdir / "emulator.log"
-    with running_process(args, origin + "/health", timeout_s=START_TIMEOUT_S, log_path=log):
-        yield origin
+    with contextlib.ExitStack() as stack:
+        yield start_emulator(stack, "vllm", "--zero-latency", log_dir=workdir).url
 
 
 def served_model(origin: str) -> str:
