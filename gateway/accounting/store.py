@@ -1,0 +1,114 @@
+"""The accounting store: one interface, two implementations with the same semantics.
+
+``RedisStore`` (``redis_store.py``) is the shared one: every replica sees the same keys,
+budgets, windows and ledger, and each admission or settlement is one Lua script (one round
+trip, atomic). ``MemoryStore`` (``memory_store.py``) runs the same rules in-process for a
+single replica with no Redis configured (the demo). Both are tested against one contract.
+
+Layout in Redis (every key one script touches shares the team's hash tag, so Redis Cluster
+works unchanged): ``gw:{t:TEAM}:...`` holds the team's and its keys' budget counters, rate
+windows, parallel slots, per-day spend totals and ledger stream; ``gw:key:ID`` and
+``gw:keyhash:SHA`` the key records; ``gw:team:ID`` and ``gw:teams`` the team records.
+Imports: stdlib and ``model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.accounting.model import (
+    Admission,
+    GroupBy,
+    PeriodIds,
+    Period,
+    SpendRecord,
+    SpendRow,
+    Team,
+    Verdict,
+    VirtualKey,
+)
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached in time (Redis down, slow or refusing)."""
+
+
+class Store(Protocol):
+    """Keys, teams, admissions, settlements and the spend they add up to."""
+
+    shared: bool
+    """True when several replicas share this store (Redis)."""
+
+    async def admit(self, admission: Admission) -> Verdict:
+        """Check key and team rate limits, parallel slots and budgets; if all fit, count the
+        request and reserve ``reserve_micros`` and ``tokens``, atomically."""
+        ...
+
+    async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
+        """Turn the reservation into the actual cost (a failed request refunds all of it),
+        free the parallel slot, correct TPM, add the day's totals and append the record to
+        the ledger, atomically. Idempotent by request id: False when already settled."""
+        ...
+
+    async def spend(
+        self, group_by: GroupBy, start: float, end: float, team_id: str | None = None
+    ) -> list[SpendRow]:
+        """Totals per group over the UTC days from ``start`` to ``end`` (inclusive)."""
+        ...
+
+    async def records(
+        self, start: float, end: float, team_id: str | None = None
+    ) -> Sequence[SpendRecord]:
+        """Ledger records with ``start <= ts < end``, oldest first."""
+        ...
+
+    async def spent(
+        self, team_id: str, key_id: str | None, periods: PeriodIds
+    ) -> dict[Period, int]:
+        """Micro-dollars spent or reserved in each budget period (team's, or the key's)."""
+        ...
+
+    async def save_team(self, team: Team) -> None:
+        """Create or replace a team."""
+        ...
+
+    async def team(self, team_id: str) -> Team | None:
+        """A team by id."""
+        ...
+
+    async def teams(self) -> list[Team]:
+        """All teams, by id."""
+        ...
+
+    async def delete_team(self, team_id: str) -> bool:
+        """Remove a team record (its keys and spend stay); False if it did not exist."""
+        ...
+
+    async def save_key(self, key: VirtualKey) -> None:
+        """Create or replace a key (indexed by id and by secret hash)."""
+        ...
+
+    async def key_by_hash(self, secret_hash: str) -> VirtualKey | None:
+        """The key whose secret hashes to ``secret_hash``."""
+        ...
+
+    async def key(self, key_id: str) -> VirtualKey | None:
+        """A key by id."""
+        ...
+
+    async def keys(self, team_id: str | None = None) -> list[VirtualKey]:
+        """All keys (of one team), by id."""
+        ...
+
+    async def delete_key(self, key_id: str) -> bool:
+        """Remove a key for good; False if it did not exist."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
