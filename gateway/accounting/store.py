@@ -20,8 +20,8 @@ from typing import Protocol
 from gateway.accounting.model import (
     Admission,
     GroupBy,
-    PeriodIds,
     Period,
+    PeriodIds,
     SpendRecord,
     SpendRow,
     Team,
