@@ -138,3 +138,23 @@ def refusal_error(decision: Decision) -> GatewayError:
     """The error for a decision with an empty plan (``policies.plan.REFUSALS``)."""
     status, code = REFUSALS.get(decision.reason, (503, "no_available_deployment"))
     return RoutingRefused(f"{decision.policy}: {decision.detail}", status=status, code=code)
+
+
+class AuthenticationFailed(GatewayError):
+    """No key, an unknown key, or a key that is expired or disabled (OpenAI's 401)."""
+
+    status, error_type, code = 401, "invalid_request_error", "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    """A valid key asked for something it may not have: the admin API, another team's spend,
+    an alias outside its list (the openai SDK raises PermissionDeniedError for 403)."""
+
+    status, error_type, code = 403, "invalid_request_error", "permission_denied"
+
+
+class Conflict(GatewayError):
+    """The request clashes with what exists: a team id already taken, a team that still has
+    active keys."""
+
+    status, error_type, code = 409, "invalid_request_error", "conflict"
