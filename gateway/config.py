@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from gateway.accounting.pricing import Price, PriceBook
+from gateway.accounting.settings import ACCOUNTING_KEYS, AccountingSettings, parse_accounting
 from policies.compose import build_policy
 from policies.worker_latency import PROFILES
 
@@ -103,6 +104,7 @@ class Config:
     server: ServerSettings
     deployments: Mapping[str, Deployment]
     aliases: Mapping[str, Alias] = field(default_factory=dict)
+    accounting: AccountingSettings = field(default_factory=AccountingSettings)
 
     def deployments_for(self, alias: str) -> tuple[Deployment, ...]:
         """The alias's deployments in configured order."""
@@ -122,8 +124,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 def parse_config(raw: object, prices: PriceBook) -> Config:
     """Validate an already-loaded mapping (see ``configs/example.yaml`` for every field)."""
     top = _mapping(raw, "")
-    _only(top, "", {"server", "deployments", "aliases"})
+    _only(top, "", {"server", "deployments", "aliases", "accounting"})
     server = _server(top.get("server", {}))
+    accounting = _accounting(top.get("accounting", {}), prices)
     deployments: dict[str, Deployment] = {}
     for i, item in enumerate(_list(top.get("deployments"), "deployments")):
         dep = _deployment(item, f"deployments[{i}]", prices)
@@ -136,7 +139,16 @@ def parse_config(raw: object, prices: PriceBook) -> Config:
     }
     if not aliases:
         raise ConfigError("aliases: at least one alias is required")
-    return Config(server=server, deployments=deployments, aliases=aliases)
+    return Config(server=server, deployments=deployments, aliases=aliases, accounting=accounting)
+
+
+def _accounting(raw: object, prices: PriceBook) -> AccountingSettings:
+    spec = _mapping(raw, "accounting")
+    _only(spec, "accounting", ACCOUNTING_KEYS)
+    try:
+        return parse_accounting(spec, prices, number=_number, integer=_int, text=_str)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _server(raw: object) -> ServerSettings:

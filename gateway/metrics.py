@@ -111,3 +111,49 @@ def child(metric: _M, *labels: str) -> _M:
     if found is None:
         found = _CHILDREN[key] = metric.labels(*labels)
     return cast(_M, found)
+
+
+SPEND = Counter(
+    "gateway_spend_usd",
+    "Billed spend in USD (paid deployments; local workers and cache hits bill nothing).",
+    ["model", "deployment", "provider", "team"],
+)
+SAVINGS = Counter(
+    "gateway_savings_usd",
+    "USD not spent against the reference paid model: tokens served locally or from cache.",
+    ["source", "model", "team"],
+)
+SHADOW_COST = Counter(
+    "gateway_shadow_cost_usd",
+    "Local workers: GPU cost of the tokens they served at measured throughput (not billed).",
+    ["deployment"],
+)
+BUDGET_REMAINING = Gauge(
+    "gateway_budget_remaining_usd",
+    "A team's tightest budget left (day, month or total) after its latest admission.",
+    ["team"],
+    multiprocess_mode="mostrecent",
+)
+ACCOUNTING_REFUSALS = Counter(
+    "gateway_accounting_refusals",
+    "Requests refused by accounting: budget, requests (RPM), tokens (TPM), parallel, auth.",
+    ["team", "reason"],
+)
+STORE_ERRORS = Counter(
+    "gateway_accounting_store_errors",
+    "Accounting store operations that failed (Redis down, slow or refusing), by operation.",
+    ["operation"],
+)
+LEDGER_BACKLOG = Gauge(
+    "gateway_ledger_backlog",
+    "Finished requests waiting to be settled in the accounting store (grows while it is down).",
+    multiprocess_mode="livesum",
+)
+LEDGER_DROPPED = Counter(
+    "gateway_ledger_dropped",
+    "Spend records dropped because the backlog was full during a long store outage.",
+)
+LEDGER_DUPLICATES = Counter(
+    "gateway_ledger_duplicates",
+    "Settlements the store had already applied (a retry after an ambiguous failure).",
+)

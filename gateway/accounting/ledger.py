@@ -1,0 +1,108 @@
+"""Settling spend after the answer: a bounded queue, one writer task, a backlog that survives
+a store outage.
+
+Nothing on the request path waits for the store here: ``submit`` appends and returns. The
+writer settles records in arrival order; when the store is down the records stay queued (the
+``gateway_ledger_backlog`` gauge shows how many) and are retried every ``retry_s`` in the same
+order, so no record is lost and none is counted twice (settling is idempotent by request id).
+Past ``capacity`` the oldest record is dropped, logged and counted - the one loss allowed, to
+keep a long outage from exhausting memory. ``aclose`` drains what is left, bounded in time.
+Imports: stdlib, ``gateway.metrics`` and ``model``/``store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from gateway import metrics
+from gateway.accounting.model import Admission, SpendRecord
+from gateway.accounting.store import Store, StoreUnavailable
+
+log = logging.getLogger("gateway.ledger")
+_BATCH = 64
+
+
+class LedgerWriter:
+    """Settles finished requests in order, retrying through store outages."""
+
+    def __init__(self, store: Store, *, capacity: int, retry_s: float) -> None:
+        self.store = store
+        self.capacity = capacity
+        self.retry_s = retry_s
+        self._queue: deque[tuple[SpendRecord, Admission | None]] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def submit(self, record: SpendRecord, admission: Admission | None) -> None:
+        """Queue one finished request for settlement (never blocks, never raises)."""
+        if len(self._queue) >= self.capacity:
+            dropped, _ = self._queue.popleft()
+            metrics.LEDGER_DROPPED.inc()
+            log.error(
+                "ledger backlog full (%d): dropped record %s", self.capacity, dropped.request_id
+            )
+        self._queue.append((record, admission))
+        metrics.LEDGER_BACKLOG.set(len(self._queue))
+        self._idle.clear()
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the writer task on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="ledger-writer")
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await self._settle_head()
+            except StoreUnavailable as exc:
+                if self._closing:
+                    return
+                log.warning("ledger: store unavailable (%s); %d queued", exc, len(self._queue))
+                await asyncio.sleep(self.retry_s)
+
+    async def _settle_head(self) -> None:
+        """Settle up to a batch from the head; a record leaves the queue only once settled."""
+        for _ in range(min(_BATCH, len(self._queue))):
+            record, admission = self._queue[0]
+            if not await self.store.settle(record, admission):
+                metrics.LEDGER_DUPLICATES.inc()
+            self._queue.popleft()
+        metrics.LEDGER_BACKLOG.set(len(self._queue))
+        if not self._queue:
+            self._idle.set()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until everything queued so far is settled; False if time ran out."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        """Drain what is queued (bounded by ``timeout_s``), then stop the writer."""
+        drained = await self.flush(timeout_s)
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if not drained:
+            log.error("ledger: %d records not settled at shutdown", len(self._queue))

@@ -1,0 +1,324 @@
+"""Accounting for the request path: who is calling, may they, and what it cost.
+
+Per request, in order: ``principal`` (the bearer key -> key and team, from a short-lived
+in-process cache, so usually no round trip), ``admit`` (one store round trip: rate limits,
+parallel slots and the worst-case budget reservation, atomically), and after the answer
+``finish`` (prices the tokens, updates the Prometheus counters at once and queues the record
+for the ledger writer, which settles it off the request path).
+
+When the store fails, it is skipped for ``store_retry_s`` (one probe per interval, not one
+timeout per request); admissions then pass unmetered (``when_store_down: open``, the default)
+or get 503 (``closed``), keys already seen keep working from the cache, and finished requests
+wait in the ledger backlog. Imports: ``gateway`` modules.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import time as _wall
+
+from gateway import metrics
+from gateway.accounting.cost import Costing
+from gateway.accounting.ledger import LedgerWriter
+from gateway.accounting.model import (
+    DEFAULT_TEAM,
+    Admission,
+    Principal,
+    Source,
+    SpendRecord,
+    Team,
+    Verdict,
+    hash_secret,
+    to_usd,
+)
+from gateway.accounting.refusals import AccountingUnavailable, rate_headers, refusal
+from gateway.accounting.settings import AccountingSettings
+from gateway.accounting.store import Store, StoreUnavailable
+from gateway.config import Config, Deployment
+from gateway.errors import AuthenticationFailed
+from gateway.upstreams.base import Usage
+
+log = logging.getLogger("gateway.accounting")
+_BEARER = "bearer "
+_MAX_CACHED = 100_000
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One admitted request: who pays, what was reserved, the headers to send back."""
+
+    principal: Principal
+    admission: Admission | None
+    """None when the request was admitted without the store (down, failing open)."""
+    headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one request ended, as the hot path saw it."""
+
+    request_id: str
+    alias: str
+    deployment: Deployment | None
+    usage: Usage | None
+    estimated: bool
+    status: int
+    latency_s: float
+    ttft_s: float | None
+    started_at: float
+    ended_at: float
+    """Monotonic times of the upstream call (shadow cost: the worker's busy time)."""
+    source: Source | None = None
+    """``cache`` for a cache hit; else derived from the deployment."""
+
+
+class Accounting:
+    """Keys, admissions and spend for one gateway process."""
+
+    def __init__(self, settings: AccountingSettings, store: Store, costing: Costing) -> None:
+        self.settings = settings
+        self.store = store
+        self.costing = costing
+        self.auth_required = settings.auth
+        self.writer = LedgerWriter(
+            store, capacity=settings.backlog_max, retry_s=settings.store_retry_s
+        )
+        self._master = settings.master_key()
+        self._principals: dict[str, tuple[Principal, float]] = {}
+        self._budgets: dict[tuple[str, str], tuple[int, int]] = {}
+        self._down_until = 0.0
+
+    @classmethod
+    def for_config(cls, config: Config) -> Accounting:
+        """The store the config names (Redis, or the embedded one) and its pricing."""
+        settings = config.accounting
+        store: Store
+        if settings.redis_url:
+            from gateway.accounting.redis_store import RedisStore
+
+            store = RedisStore(
+                settings.redis_url,
+                timeout_s=settings.store_timeout_s,
+                ledger_max_len=settings.ledger_max_len,
+            )
+        else:
+            from gateway.accounting.memory_store import MemoryStore
+
+            store = MemoryStore()
+            log.warning(
+                "accounting: no redis_url configured; keys, budgets and spend live in this "
+                "process only (run ONE replica, and they are lost on restart)"
+            )
+        assert settings.reference_price is not None  # parse_config always sets it
+        costing = Costing(settings.reference_price, config.deployments.values())
+        return cls(settings, store, costing)
+
+    def start(self) -> None:
+        """Start the ledger writer (inside the running loop)."""
+        self.writer.start()
+
+    async def aclose(self) -> None:
+        """Settle what is queued (bounded), then close the store."""
+        await self.writer.aclose()
+        await self.store.aclose()
+
+    # -- who is calling ---------------------------------------------------------------
+
+    def is_master(self, authorization: str | None) -> bool:
+        """Whether the header carries the master key (constant-time compare)."""
+        secret = _bearer(authorization)
+        if self._master is None or secret is None:
+            return False
+        return hmac.compare_digest(secret.encode(), self._master.encode())
+
+    async def principal(self, authorization: str | None, now: float) -> Principal:
+        """The key and team a request is billed to; 401 for a missing or unusable key."""
+        secret = _bearer(authorization)
+        if secret is None or (
+            not secret.startswith("sk-gw-") and not self.is_master(authorization)
+        ):
+            if not self.auth_required:
+                return Principal(Team(DEFAULT_TEAM))
+            raise AuthenticationFailed(
+                "missing or malformed API key: send 'Authorization: Bearer sk-gw-...'"
+            )
+        if self.is_master(authorization):
+            return Principal(Team(DEFAULT_TEAM))
+        digest = hash_secret(secret)
+        cached = self._principals.get(digest)
+        if cached is None or now - cached[1] > self.settings.key_cache_s:
+            cached = await self._load_principal(digest, cached, now)
+        principal = cached[0]
+        if principal.key is None or not principal.key.usable_at(now):
+            if not self.auth_required:
+                return Principal(Team(DEFAULT_TEAM))
+            why = "revoked or disabled" if principal.key is not None else "not known"
+            raise AuthenticationFailed(f"invalid API key: the key is {why} or expired")
+        return principal
+
+    async def _load_principal(
+        self, digest: str, stale: tuple[Principal, float] | None, now: float
+    ) -> tuple[Principal, float]:
+        try:
+            key = await self.store.key_by_hash(digest)
+            team = None if key is None else await self.store.team(key.team_id)
+        except StoreUnavailable:
+            metrics.child(metrics.STORE_ERRORS, "auth").inc()
+            if stale is not None:
+                return stale  # a key seen before keeps working through an outage
+            raise AccountingUnavailable(
+                "cannot verify the API key: the accounting store is unavailable"
+            ) from None
+        if key is None:
+            entry = (Principal(Team(DEFAULT_TEAM)), now)
+        else:
+            entry = (Principal(team or Team(key.team_id), key), now)
+        if len(self._principals) >= _MAX_CACHED:
+            self._principals.clear()
+        self._principals[digest] = entry
+        return entry
+
+    def forget_key(self, key_id: str) -> None:
+        """Drop a changed or revoked key from this process's cache."""
+        for digest, (principal, _) in list(self._principals.items()):
+            if principal.key is not None and principal.key.key_id == key_id:
+                del self._principals[digest]
+
+    def budget_hint(self, principal: Principal) -> tuple[float, float] | None:
+        """(left, total) USD of the tightest budget at this principal's last admission."""
+        found = self._budgets.get((principal.team.team_id, principal.key_id))
+        return None if found is None else (float(to_usd(found[0])), float(to_usd(found[1])))
+
+    # -- before the upstream call -----------------------------------------------------
+
+    async def admit(
+        self,
+        principal: Principal,
+        request_id: str,
+        plan: Sequence[Deployment],
+        *,
+        prompt_bound: int,
+        tokens_estimate: int,
+        output_bound: int | None,
+        now_mono: float,
+    ) -> Ticket:
+        """Reserve the worst case and take the rate-limit slots; 429 when something is full."""
+        outputs = output_bound if output_bound is not None else self._output_bound(plan)
+        admission = Admission(
+            request_id=request_id,
+            team=principal.team,
+            key=principal.key,
+            reserve_micros=self.costing.worst_case_micros(plan, prompt_bound, outputs),
+            tokens=tokens_estimate + outputs,
+            admitted_at=_wall(),
+            deadline_s=max(d.timeouts.read_s for d in plan) * 2 if plan else 600.0,
+        )
+        if now_mono < self._down_until:
+            return self._store_down(principal, None)
+        try:
+            verdict = await self.store.admit(admission)
+        except StoreUnavailable as exc:
+            metrics.child(metrics.STORE_ERRORS, "admit").inc()
+            self._down_until = now_mono + self.settings.store_retry_s
+            return self._store_down(principal, exc)
+        self._remember(principal, verdict)
+        if not verdict.admitted:
+            reason = verdict.refusal or "budget"
+            metrics.child(metrics.ACCOUNTING_REFUSALS, principal.team.team_id, reason).inc()
+            raise refusal(verdict)
+        return Ticket(principal, admission, rate_headers(verdict))
+
+    def _output_bound(self, plan: Sequence[Deployment]) -> int:
+        windows = [d.context_window for d in plan if d.context_window]
+        return max(windows) if windows else self.settings.max_output_tokens
+
+    def _store_down(self, principal: Principal, exc: Exception | None) -> Ticket:
+        if exc is not None:
+            log.warning(
+                "accounting store unavailable (%s); admitting %s",
+                exc,
+                self.settings.when_store_down,
+            )
+        if self.settings.when_store_down == "closed":
+            raise AccountingUnavailable(
+                "budgets cannot be checked: the accounting store is unavailable"
+            )
+        return Ticket(principal, None, [])
+
+    def _remember(self, principal: Principal, verdict: Verdict) -> None:
+        team = principal.team.team_id
+        if verdict.budget_left_micros is not None and verdict.budget_total_micros is not None:
+            self._budgets[(team, principal.key_id)] = (
+                verdict.budget_left_micros,
+                verdict.budget_total_micros,
+            )
+        if verdict.team_budget_left_micros is not None:
+            left = float(to_usd(verdict.team_budget_left_micros))
+            metrics.child(metrics.BUDGET_REMAINING, team).set(left)
+
+    # -- after the answer -------------------------------------------------------------
+
+    def finish(self, ticket: Ticket, outcome: Outcome) -> SpendRecord:
+        """Price the answer, count it in the metrics and queue it for the ledger."""
+        dep, usage = outcome.deployment, outcome.usage or Usage()
+        tokens_in, tokens_out = usage.prompt_tokens, usage.completion_tokens
+        source: Source = outcome.source or ("local" if dep is not None and dep.local else "paid")
+        cost = shadow = 0
+        if dep is not None and source != "cache":
+            cost = self.costing.billed_micros(dep, tokens_in, tokens_out)
+            if dep.local:
+                shadow = self.costing.shadow_micros(
+                    dep, tokens_out, outcome.started_at, outcome.ended_at
+                )
+        team = ticket.principal.team.team_id
+        record = SpendRecord(
+            request_id=outcome.request_id,
+            ts=_wall(),
+            key_id=ticket.principal.key_id,
+            team_id=team,
+            alias=outcome.alias,
+            deployment=dep.name if dep is not None else "none",
+            provider=dep.provider if dep is not None else "none",
+            source=source,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_micros=cost,
+            shadow_micros=shadow,
+            reference_micros=self.costing.reference_micros(tokens_in, tokens_out),
+            latency_ms=round(outcome.latency_s * 1000, 3),
+            ttft_ms=None if outcome.ttft_s is None else round(outcome.ttft_s * 1000, 3),
+            status=outcome.status,
+            estimated=outcome.estimated,
+            cache_hit=source == "cache",
+        )
+        self._count(record)
+        self.writer.submit(record, ticket.admission)
+        return record
+
+    def _count(self, record: SpendRecord) -> None:
+        labels = (record.alias, record.deployment, record.provider)
+        if record.input_tokens or record.output_tokens:
+            tokens = metrics.TOKENS
+            metrics.child(tokens, *labels, "input").inc(record.input_tokens)
+            metrics.child(tokens, *labels, "output").inc(record.output_tokens)
+        if record.cost_micros:
+            metrics.child(metrics.SPEND, *labels, record.team_id).inc(
+                record.cost_micros / 1_000_000
+            )
+        if record.savings_micros:
+            metrics.child(metrics.SAVINGS, record.source, record.alias, record.team_id).inc(
+                record.savings_micros / 1_000_000
+            )
+        if record.shadow_micros:
+            metrics.child(metrics.SHADOW_COST, record.deployment).inc(
+                record.shadow_micros / 1_000_000
+            )
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization or not authorization[:7].lower() == _BEARER:
+        return None
+    return authorization[7:].strip() or None
