@@ -1,0 +1,423 @@
+"""What both accounting stores share, so they agree to the byte.
+
+- Teams and virtual keys as JSON (stable key order; decoding gives back an equal object).
+- The admission's raw outcome (``Refused`` or ``Admitted``: plain counts, as the Redis Lua
+  script returns them and as ``MemoryStore`` computes them) turned into a ``Verdict``, with
+  the refusal's wording and its Retry-After.
+- The rate window's and the spend totals' shared rules (window bounds, the metrics a day's
+  totals keep, day ranges, row order).
+
+Imports: stdlib and ``model``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from gateway.accounting.model import (
+    PERIODS,
+    Admission,
+    GroupBy,
+    Limits,
+    Period,
+    RateState,
+    Refusal,
+    SpendRecord,
+    SpendRow,
+    Team,
+    Verdict,
+    VirtualKey,
+    to_usd,
+)
+
+WINDOW_S = 60
+"""Rate windows: the last 60 one-second buckets (second > now - 60)."""
+RATE_TTL_S = 120
+DAY_TTL_S = 40 * 86_400
+MONTH_TTL_S = 400 * 86_400
+DONE_TTL_S = 7 * 86_400
+"""How long a settled request id is remembered (settle is idempotent within it)."""
+SPEND_METRICS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cost_micros",
+    "shadow_micros",
+    "reference_micros",
+    "savings_micros",
+)
+GROUPS: tuple[GroupBy, ...] = ("team", "key", "alias", "deployment")
+SubjectKind = Literal["key", "team"]
+
+# --- teams and keys as JSON -------------------------------------------------------------
+
+
+def team_to_json(team: Team) -> str:
+    """A team as compact JSON with sorted keys."""
+    return _dump(
+        {
+            "team_id": team.team_id,
+            "limits": _limits_to_dict(team.limits),
+            "metadata": dict(team.metadata),
+            "created_at": team.created_at,
+        }
+    )
+
+
+def team_from_json(text: str | bytes) -> Team:
+    """The inverse of ``team_to_json``; ValueError on anything else."""
+    data = _object(json.loads(text), "team")
+    return Team(
+        team_id=_str(data, "team_id"),
+        limits=_limits_from_dict(_object(data.get("limits"), "limits")),
+        metadata=_str_map(data.get("metadata")),
+        created_at=_float(data, "created_at"),
+    )
+
+
+def key_to_json(key: VirtualKey) -> str:
+    """A virtual key (its secret's hash, never the secret) as compact JSON."""
+    return _dump(
+        {
+            "key_id": key.key_id,
+            "secret_hash": key.secret_hash,
+            "team_id": key.team_id,
+            "name": key.name,
+            "hint": key.hint,
+            "aliases": list(key.aliases),
+            "limits": _limits_to_dict(key.limits),
+            "policy": key.policy,
+            "slo_ttft_ms": key.slo_ttft_ms,
+            "metadata": dict(key.metadata),
+            "expires_at": key.expires_at,
+            "disabled": key.disabled,
+            "created_at": key.created_at,
+        }
+    )
+
+
+def key_from_json(text: str | bytes) -> VirtualKey:
+    """The inverse of ``key_to_json``; ValueError on anything else."""
+    data = _object(json.loads(text), "key")
+    aliases = data.get("aliases")
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise ValueError("key: aliases must be a list of strings")
+    policy = data.get("policy")
+    if policy is not None and not isinstance(policy, str):
+        raise ValueError("key: policy must be a string or null")
+    disabled = data.get("disabled")
+    if not isinstance(disabled, bool):
+        raise ValueError("key: disabled must be a boolean")
+    return VirtualKey(
+        key_id=_str(data, "key_id"),
+        secret_hash=_str(data, "secret_hash"),
+        team_id=_str(data, "team_id"),
+        name=_str(data, "name"),
+        hint=_str(data, "hint"),
+        aliases=tuple(aliases),
+        limits=_limits_from_dict(_object(data.get("limits"), "limits")),
+        policy=policy,
+        slo_ttft_ms=_optional_float(data, "slo_ttft_ms"),
+        metadata=_str_map(data.get("metadata")),
+        expires_at=_optional_float(data, "expires_at"),
+        disabled=disabled,
+        created_at=_float(data, "created_at"),
+    )
+
+
+def _dump(data: dict[str, object]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _limits_to_dict(limits: Limits) -> dict[str, object]:
+    return {
+        "budget_micros": {p: limits.budget_micros[p] for p in PERIODS if p in limits.budget_micros},
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+        "max_parallel": limits.max_parallel,
+    }
+
+
+def _limits_from_dict(data: dict[str, object]) -> Limits:
+    budgets = _object(data.get("budget_micros"), "budget_micros")
+    budget_micros: dict[Period, int] = {}
+    for period in PERIODS:
+        value = budgets.pop(period, None)
+        if value is not None:
+            budget_micros[period] = _int(value, f"budget_micros.{period}")
+    if budgets:
+        raise ValueError(f"limits: unknown budget periods {sorted(budgets)}")
+    return Limits(
+        budget_micros=budget_micros,
+        rpm=_optional_int(data, "rpm"),
+        tpm=_optional_int(data, "tpm"),
+        max_parallel=_optional_int(data, "max_parallel"),
+    )
+
+
+def _object(value: object, what: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what}: expected a JSON object")
+    return {str(k): v for k, v in value.items()}
+
+
+def _str(data: Mapping[str, object], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
+def _int(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer")
+    return value
+
+
+def _optional_int(data: Mapping[str, object], name: str) -> int | None:
+    value = data.get(name)
+    return None if value is None else _int(value, name)
+
+
+def _float(data: Mapping[str, object], name: str) -> float:
+    value = data.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number")
+    return float(value)
+
+
+def _optional_float(data: Mapping[str, object], name: str) -> float | None:
+    return None if data.get(name) is None else _float(data, name)
+
+
+def _str_map(value: object) -> dict[str, str]:
+    data = _object(value, "metadata")
+    if not all(isinstance(v, str) for v in data.values()):
+        raise ValueError("metadata values must be strings")
+    return {k: str(v) for k, v in data.items()}
+
+
+# --- admissions: raw outcome -> Verdict -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One party an admission is checked against: the key (if any), then the team."""
+
+    kind: SubjectKind
+    name: str
+    limits: Limits
+
+
+def subjects(admission: Admission) -> list[Subject]:
+    """The key (when there is one) and the team, in the order they are checked."""
+    found = [Subject("team", admission.team.team_id, admission.team.limits)]
+    if admission.key is not None:
+        found.insert(0, Subject("key", admission.key.key_id, admission.key.limits))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The first check that failed (index into ``subjects``), with what it counted."""
+
+    refusal: Refusal
+    subject: int
+    limit: int
+    used: int
+    """Active slots, requests or tokens in the window, or micros spent or reserved."""
+    period: Period | None = None
+    """Budget refusals: the period whose limit refused."""
+    room_at: int | None = None
+    """Rate refusals: the epoch second of the bucket whose leaving makes room (None: never)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowUse:
+    """A subject's rate window after the admission counted in it."""
+
+    subject: int
+    limit: int
+    used: int
+    oldest: int
+    """The oldest bucket's epoch second (the window's first room frees when it leaves)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """A subject's limited budget counter after the reservation."""
+
+    subject: int
+    period: Period
+    limit: int
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What an admission counted, for the limits that are set."""
+
+    requests: tuple[WindowUse, ...] = ()
+    tokens: tuple[WindowUse, ...] = ()
+    budgets: tuple[BudgetUse, ...] = ()
+
+
+def window_start(second: int) -> int:
+    """The oldest bucket second still in the window at any instant within ``second``."""
+    return second - WINDOW_S + 1
+
+
+def room_at(buckets: Iterable[tuple[int, int]], need: int) -> int | None:
+    """The second of the bucket whose leaving frees ``need`` units (oldest leave first)."""
+    freed = 0
+    for second, count in sorted(buckets):
+        freed += count
+        if freed >= need:
+            return second
+    return None
+
+
+def verdict(admission: Admission, outcome: Refused | Admitted) -> Verdict:
+    """The Verdict both stores return for ``outcome``."""
+    found = subjects(admission)
+    now = admission.admitted_at
+    if isinstance(outcome, Refused):
+        return Verdict(
+            admitted=False,
+            refusal=outcome.refusal,
+            detail=refusal_detail(found[outcome.subject], outcome, admission),
+            retry_after_s=_retry_after(outcome, now),
+        )
+    budgets = outcome.budgets
+    tightest = min(budgets, key=lambda b: b.limit - b.used, default=None)
+    team_index = len(found) - 1
+    team_budgets = [b.limit - b.used for b in budgets if b.subject == team_index]
+    return Verdict(
+        admitted=True,
+        requests=_rate_state(outcome.requests, now),
+        tokens=_rate_state(outcome.tokens, now),
+        budget_left_micros=None if tightest is None else tightest.limit - tightest.used,
+        budget_total_micros=None if tightest is None else tightest.limit,
+        team_budget_left_micros=min(team_budgets, default=None),
+    )
+
+
+_PERIOD_WORDS: dict[Period, str] = {"day": "daily", "month": "monthly", "total": "total"}
+
+
+def refusal_detail(subject: Subject, refused: Refused, admission: Admission) -> str:
+    """Names the limit that refused (ids only, never a secret)."""
+    who = f"{subject.kind} '{subject.name}'"
+    if refused.refusal == "budget":
+        period = _PERIOD_WORDS[refused.period or "total"]
+        return (
+            f"{who} {period} budget of {_usd(refused.limit)} is used up"
+            f" ({_usd(refused.used)} spent or reserved;"
+            f" this request may cost up to {_usd(admission.reserve_micros)})"
+        )
+    if refused.refusal == "requests":
+        return f"{who} limit of {refused.limit} requests per minute reached"
+    if refused.refusal == "tokens":
+        return (
+            f"{who} limit of {refused.limit} tokens per minute reached"
+            f" ({refused.used} used in the last minute; this request counts {admission.tokens})"
+        )
+    return f"{who} limit of {refused.limit} parallel requests reached"
+
+
+def _usd(micros: int) -> str:
+    return f"${to_usd(micros):.6f}"
+
+
+def _retry_after(refused: Refused, now: float) -> float | None:
+    if refused.refusal == "budget":
+        return _next_period_start(refused.period, now)
+    if refused.refusal in ("requests", "tokens") and refused.room_at is not None:
+        return refused.room_at + WINDOW_S - now
+    return None  # parallel: a slot frees when a request ends, which the store cannot know
+
+
+def _next_period_start(period: Period | None, now: float) -> float | None:
+    moment = datetime.fromtimestamp(now, UTC)
+    if period == "day":
+        start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC) + timedelta(days=1)
+    elif period == "month":
+        year, month = (
+            (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+        )
+        start = datetime(year, month, 1, tzinfo=UTC)
+    else:
+        return None
+    return start.timestamp() - now
+
+
+def _rate_state(windows: tuple[WindowUse, ...], now: float) -> RateState | None:
+    if not windows:
+        return None
+    tightest = min(windows, key=lambda w: w.limit - w.used)
+    return RateState(
+        limit=tightest.limit,
+        remaining=max(0, tightest.limit - tightest.used),
+        reset_s=tightest.oldest + WINDOW_S - now,
+    )
+
+
+# --- spend totals -----------------------------------------------------------------------
+
+
+def record_groups(record: SpendRecord) -> dict[GroupBy, str]:
+    """The group names a record adds to, per grouping."""
+    return {
+        "team": record.team_id,
+        "key": record.key_id,
+        "alias": record.alias,
+        "deployment": record.deployment,
+    }
+
+
+def record_metrics(record: SpendRecord) -> dict[str, int]:
+    """What a record adds to its groups' day totals (``SPEND_METRICS`` order)."""
+    return {
+        "requests": 1,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cost_micros": record.cost_micros,
+        "shadow_micros": record.shadow_micros,
+        "reference_micros": record.reference_micros,
+        "savings_micros": record.savings_micros,
+    }
+
+
+def day_of(ts: float) -> str:
+    """The UTC day of epoch second ``ts`` (``2026-11-30``)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def days_between(start: float, end: float) -> list[str]:
+    """The UTC days from ``start``'s to ``end``'s, inclusive (empty if end is before start)."""
+    first = datetime.fromtimestamp(start, UTC).date()
+    last = datetime.fromtimestamp(end, UTC).date()
+    count = (last - first).days + 1
+    return [(first + timedelta(days=n)).isoformat() for n in range(max(0, count))]
+
+
+def spend_rows(totals: Mapping[str, Mapping[str, int]]) -> list[SpendRow]:
+    """Rows from ``{group: {metric: value}}``, by cost descending, then group."""
+    rows = [
+        SpendRow(
+            group,
+            requests=values.get("requests", 0),
+            input_tokens=values.get("input_tokens", 0),
+            output_tokens=values.get("output_tokens", 0),
+            cost_micros=values.get("cost_micros", 0),
+            shadow_micros=values.get("shadow_micros", 0),
+            reference_micros=values.get("reference_micros", 0),
+            savings_micros=values.get("savings_micros", 0),
+        )
+        for group, values in totals.items()
+    ]
+    return sorted(rows, key=lambda row: (-row.cost_micros, row.group))
