@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gateway.accounting.model import VirtualKey
 from gateway.asgi import Scope
 from gateway.config import Alias
 from gateway.errors import InvalidRequest
@@ -29,8 +30,10 @@ class Controls:
     max_cost_usd: float | None
 
 
-def controls_for(scope: Scope, alias: Alias, known_policies: frozenset[str]) -> Controls:
-    """The alias's defaults, overridden by whichever control headers the request carries."""
+def controls_for(
+    scope: Scope, alias: Alias, known_policies: frozenset[str], key: VirtualKey | None = None
+) -> Controls:
+    """The alias's defaults, under the key's (policy, SLO), under the request's headers."""
     raw_policy = raw_slo = raw_cost = None
     for name, value in scope["headers"]:  # one pass; most requests carry none of them
         if name.startswith(b"x-gateway-"):
@@ -41,6 +44,12 @@ def controls_for(scope: Scope, alias: Alias, known_policies: frozenset[str]) -> 
             elif name == MAX_COST_HEADER:
                 raw_cost = value
     policy = alias.policy
+    slo_default = alias.slo_ttft_s
+    if key is not None:
+        if key.policy in known_policies:
+            policy = key.policy
+        if key.slo_ttft_ms is not None:
+            slo_default = key.slo_ttft_ms / 1000.0
     if raw_policy is not None:
         policy = raw_policy.decode("latin-1").strip()
         if policy not in known_policies:
@@ -53,7 +62,7 @@ def controls_for(scope: Scope, alias: Alias, known_policies: frozenset[str]) -> 
     cost = _positive(MAX_COST_HEADER, raw_cost)
     return Controls(
         policy=policy,
-        slo_ttft_s=alias.slo_ttft_s if slo is None else slo / 1000.0,
+        slo_ttft_s=slo_default if slo is None else slo / 1000.0,
         slo_total_s=alias.slo_total_s,
         max_cost_usd=alias.max_cost_usd if cost is None else cost,
     )

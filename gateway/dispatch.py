@@ -5,8 +5,9 @@ features, a ``Candidate`` snapshot per deployment from ``FleetStats``) and asks 
 policy (or the one a header names) for a plan; ``complete`` and ``open_stream`` call the
 plan's deployments in turn until one answers (a connect error, timeout, 5xx or 429 before
 any byte reached the client moves to the next), reporting every call to ``FleetStats``
-(in-flight, EWMAs, circuit breaker). The cache (before the plan) and the spend ledger (after
-the answer) slot in here, not in routes. Imports: ``gateway`` modules and ``policies``.
+(in-flight, EWMAs, circuit breaker). The cache slots in before the plan; tokens and spend
+are counted by ``gateway.accounting`` once the route knows how the request ended.
+Imports: ``gateway`` modules and ``policies``.
 """
 
 from __future__ import annotations
@@ -79,9 +80,18 @@ class Dispatcher:
         self._output = {alias: Ewma(fleet.settings.alpha, prior) for alias in config.aliases}
 
     def decide(
-        self, parsed: ParsedRequest, body_size: int, controls: Controls, *, explain: bool = False
+        self,
+        parsed: ParsedRequest,
+        body_size: int,
+        controls: Controls,
+        *,
+        explain: bool = False,
+        budget: tuple[float, float] | None = None,
     ) -> Routing:
-        """The plan for one request (no upstream is called); ``explain`` adds the scores."""
+        """The plan for one request (no upstream is called); ``explain`` adds the scores.
+
+        ``budget`` is (left, total) USD of the caller's tightest budget, for the budget policy.
+        """
         alias = parsed.model
         asked = parsed.parsed.get("max_tokens") or parsed.parsed.get("max_completion_tokens")
         features = RequestFeatures(
@@ -95,6 +105,8 @@ class Dispatcher:
             slo_total_s=controls.slo_total_s,
             max_cost_usd=controls.max_cost_usd,
             explain=explain,
+            budget_left_usd=None if budget is None else budget[0],
+            budget_total_usd=None if budget is None else budget[1],
             draw=random.random(),  # the weighted policy's split; policies read no RNG
         )
         policy = self._policy(alias, controls.policy)
@@ -109,7 +121,7 @@ class Dispatcher:
     async def complete(self, routing: Routing, call: Call) -> tuple[Reply, Deployment]:
         """A non-streaming answer from the first deployment in the plan that gives one."""
         errors: list[UpstreamError] = []
-        for dep in self._plan(routing):
+        for dep in self.plan(routing):
             ticket = self._begin(dep, routing, call, errors)
             if ticket is None:
                 continue
@@ -126,14 +138,14 @@ class Dispatcher:
                 self._end(dep, ticket, "aborted")
                 raise
             self._end(dep, ticket, "ok", reply.usage)
-            self.account(routing.features.alias, dep, reply.usage)
+            self._learn_output(routing.features.alias, reply.usage)
             return reply, dep
         raise self._exhausted(routing, errors)
 
     async def open_stream(self, routing: Routing, call: Call) -> OpenStream:
         """A stream from the first deployment that starts one; ``close_stream`` ends it."""
         errors: list[UpstreamError] = []
-        for dep in self._plan(routing):
+        for dep in self.plan(routing):
             ticket = self._begin(dep, routing, call, errors)
             if ticket is None:
                 continue
@@ -161,16 +173,13 @@ class Dispatcher:
         await opened.stream.aclose()
         usage = opened.stream.usage
         self._end(opened.deployment, opened.ticket, outcome, usage)
-        self.account(alias, opened.deployment, usage)
+        self._learn_output(alias, usage)
 
-    def account(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
-        """Count the tokens of one answer (the spend ledger hooks in here)."""
-        if usage is None:
-            return
-        self._output[alias].update(usage.completion_tokens)
-        tokens = metrics.TOKENS
-        metrics.child(tokens, alias, dep.name, dep.provider, "input").inc(usage.prompt_tokens)
-        metrics.child(tokens, alias, dep.name, dep.provider, "output").inc(usage.completion_tokens)
+    def _learn_output(self, alias: str, usage: Usage | None) -> None:
+        """The alias's typical answer length (the output estimate for requests without
+        ``max_tokens``)."""
+        if usage is not None:
+            self._output[alias].update(usage.completion_tokens)
 
     def _policy(self, alias: str, name: str) -> Policy:
         policy = self._policies.get((alias, name))
@@ -180,7 +189,8 @@ class Dispatcher:
             policy = self._policies[(alias, name)] = build_policy(name, params)
         return policy
 
-    def _plan(self, routing: Routing) -> list[Deployment]:
+    def plan(self, routing: Routing) -> list[Deployment]:
+        """The decision's deployments in order; the refusal error when it has none."""
         decision = routing.decision
         if is_refusal(decision):
             raise refusal_error(decision)

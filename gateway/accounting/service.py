@@ -14,14 +14,17 @@ wait in the ledger backlog. Imports: ``gateway`` modules.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import time as _wall
+from typing import Any
 
 from gateway import metrics
 from gateway.accounting.cost import Costing
+from gateway.accounting.estimate import estimate_usage
 from gateway.accounting.ledger import LedgerWriter
 from gateway.accounting.model import (
     DEFAULT_TEAM,
@@ -34,6 +37,7 @@ from gateway.accounting.model import (
     hash_secret,
     to_usd,
 )
+from gateway.accounting.pricing import PriceBook
 from gateway.accounting.refusals import AccountingUnavailable, rate_headers, refusal
 from gateway.accounting.settings import AccountingSettings
 from gateway.accounting.store import Store, StoreUnavailable
@@ -90,6 +94,7 @@ class Accounting:
         self._principals: dict[str, tuple[Principal, float]] = {}
         self._budgets: dict[tuple[str, str], tuple[int, int]] = {}
         self._down_until = 0.0
+        self._estimating: set[asyncio.Task[None]] = set()
 
     @classmethod
     def for_config(cls, config: Config) -> Accounting:
@@ -112,8 +117,12 @@ class Accounting:
                 "accounting: no redis_url configured; keys, budgets and spend live in this "
                 "process only (run ONE replica, and they are lost on restart)"
             )
-        assert settings.reference_price is not None  # parse_config always sets it
-        costing = Costing(settings.reference_price, config.deployments.values())
+        reference = settings.reference_price or PriceBook.bundled().lookup(
+            settings.reference_model
+        )
+        if reference is None:
+            raise ValueError(f"no price known for reference model {settings.reference_model!r}")
+        costing = Costing(reference, config.deployments.values())
         return cls(settings, store, costing)
 
     def start(self) -> None:
@@ -122,6 +131,8 @@ class Accounting:
 
     async def aclose(self) -> None:
         """Settle what is queued (bounded), then close the store."""
+        if self._estimating:
+            await asyncio.wait(self._estimating, timeout=10.0)
         await self.writer.aclose()
         await self.store.aclose()
 
@@ -297,6 +308,27 @@ class Accounting:
         self._count(record)
         self.writer.submit(record, ticket.admission)
         return record
+
+    def finish_estimated(
+        self, ticket: Ticket, outcome: Outcome, request: dict[str, Any], relayed: list[bytes]
+    ) -> None:
+        """``finish`` for an answer without usage: tokens counted in a thread first."""
+        task = asyncio.get_running_loop().create_task(
+            self._estimate_then_finish(ticket, outcome, request, relayed)
+        )
+        self._estimating.add(task)
+        task.add_done_callback(self._estimating.discard)
+
+    async def _estimate_then_finish(
+        self, ticket: Ticket, outcome: Outcome, request: dict[str, Any], relayed: list[bytes]
+    ) -> None:
+        model = outcome.deployment.model if outcome.deployment is not None else outcome.alias
+        try:
+            usage = await asyncio.to_thread(estimate_usage, model, request, relayed)
+        except Exception:  # a tokenizer failure must not lose the record
+            log.exception("token estimate failed for request %s", outcome.request_id)
+            usage = Usage()
+        self.finish(ticket, replace(outcome, usage=usage, estimated=True))
 
     def _count(self, record: SpendRecord) -> None:
         labels = (record.alias, record.deployment, record.provider)

@@ -54,6 +54,8 @@ def parse_accounting(
     d = AccountingSettings()
     at = "accounting"
     auth = spec.get("auth", "required")
+    if isinstance(auth, bool):  # YAML 1.1 reads a bare `off` as false
+        auth = "required" if auth else "off"
     if auth not in ("required", "off"):
         raise ValueError(f"{at}.auth: must be 'required' or 'off', got {auth!r}")
     down = spec.get("when_store_down", d.when_store_down)

@@ -1,8 +1,10 @@
 """POST /v1/chat/completions, /v1/completions and /v1/embeddings: the hot path.
 
 One raw ASGI handler class serves all three: read the body (bounded), parse what routing
-needs, hand it to the dispatcher, relay the answer (JSON as the upstream sent it, or SSE event
-by event). A client that disconnects cancels the upstream call. Imports: ``gateway``.
+needs, admit it against the caller's limits and budgets, hand it to the dispatcher, relay the
+answer (JSON as the upstream sent it, or SSE event by event), and hand how it ended to
+accounting, whatever happened. A client that disconnects cancels the upstream call; what was
+generated until then is still counted. Imports: ``gateway``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from time import monotonic
 
 from gateway import metrics
+from gateway.accounting.service import Accounting, Outcome, Ticket
 from gateway.asgi import (
     EVENT_STREAM,
     DisconnectWatch,
@@ -22,10 +25,11 @@ from gateway.asgi import (
     send_bytes,
     send_error,
 )
+from gateway.config import Deployment
 from gateway.dispatch import Dispatcher, OpenStream, Routing
 from gateway.errors import GatewayError, UpstreamFailed
 from gateway.routes.intake import take_request
-from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejected
+from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejected, Usage
 from gateway.upstreams.sse import error_event
 from policies.model import Decision
 
@@ -68,23 +72,35 @@ class _Exchange:
     """One request and its answer: what was asked, who answered, how it went (for metrics)."""
 
     __slots__ = (
+        "accounting",
         "alias",
+        "call",
         "deployment",
         "dispatcher",
         "endpoint",
         "first_event_at",
         "headers",
+        "relayed",
         "responded",
         "scope",
         "send",
+        "served_by",
         "started",
         "status",
+        "ticket",
+        "usage",
     )
 
     def __init__(self, endpoint: Endpoint, scope: Scope, send: Send) -> None:
         self.started = monotonic()
         self.endpoint, self.scope, self.send = endpoint, scope, send
         self.dispatcher: Dispatcher = scope["state"]["dispatcher"]
+        self.accounting: Accounting = scope["state"]["accounting"]
+        self.ticket: Ticket | None = None
+        self.call: Call | None = None
+        self.served_by: Deployment | None = None
+        self.usage: Usage | None = None
+        self.relayed: list[bytes] = []  # stream events sent, for a count if usage never came
         self.headers = [(b"x-request-id", request_id(scope))]
         self.alias = "unknown"  # never the client's raw string: metric labels stay bounded
         self.deployment = "none"
@@ -93,10 +109,22 @@ class _Exchange:
         self.responded = False  # http.response.start has been sent
 
     async def read(self, receive: Receive) -> tuple[Call, Routing]:
-        """The request, checked and routed; its routing headers are set for the reply."""
+        """The request, checked, routed and admitted; its headers are set for the reply."""
         intake = await take_request(self.scope, receive, self.endpoint, self.dispatcher)
-        parsed, decision = intake.parsed, intake.routing.decision
+        parsed, routing = intake.parsed, intake.routing
+        decision = routing.decision
         self.alias = parsed.model
+        request_id = self.headers[0][1].decode()
+        self.ticket = await self.accounting.admit(
+            intake.principal,
+            request_id,
+            self.dispatcher.plan(routing),
+            prompt_bound=len(intake.body),  # a token is at least a byte of the body
+            tokens_estimate=routing.features.prompt_tokens,
+            output_bound=_output_bound(self.endpoint, parsed.parsed),
+            now_mono=self.started,
+        )
+        self.headers += self.ticket.headers
         self.headers += [
             (b"x-gateway-policy", decision.policy.encode()),
             (b"x-gateway-route-reason", route_reason(decision)),
@@ -107,9 +135,10 @@ class _Exchange:
             parsed.parsed,
             parsed.stream,
             parsed.client_wants_usage,
-            self.headers[0][1].decode(),
+            request_id,
         )
-        return call, intake.routing
+        self.call = call
+        return call, routing
 
     async def serve(self, call: Call, routing: Routing, receive: Receive) -> None:
         """Answer ``call``; a client that goes away meanwhile aborts the upstream call."""
@@ -132,7 +161,7 @@ class _Exchange:
 
     async def _reply(self, call: Call, routing: Routing, watch: DisconnectWatch) -> None:
         reply, dep = await self.dispatcher.complete(routing, call)
-        self.deployment = dep.name
+        self.deployment, self.served_by, self.usage = dep.name, dep, reply.usage
         watch.stop()
         self.headers.append((b"x-gateway-deployment", dep.name.encode()))
         await self._respond(reply.status, reply.body, reply.content_type)
@@ -148,6 +177,7 @@ class _Exchange:
 
     async def _relay(self, opened: OpenStream, watch: DisconnectWatch) -> None:
         self.deployment, self.status, self.responded = opened.deployment.name, 200, True
+        self.served_by = opened.deployment
         headers = [
             *_SSE_HEADERS,
             *self.headers,
@@ -157,6 +187,7 @@ class _Exchange:
         try:
             await self.send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in opened.stream:
+                self.relayed.append(chunk)
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if self.first_event_at is None:
                     self.first_event_at = monotonic()
@@ -169,18 +200,50 @@ class _Exchange:
             await self.send({"type": "http.response.body", "body": event, "more_body": True})
         finally:
             await self.dispatcher.close_stream(self.alias, opened, end)
+            self.usage = opened.stream.usage
         watch.stop()
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def record(self) -> None:
-        """Count the request in the metrics, whatever happened to it."""
-        duration = monotonic() - self.started
+        """Count the request in the metrics and the ledger, whatever happened to it."""
+        ended = monotonic()
+        duration = ended - self.started
         labels = (self.endpoint, self.alias, self.deployment, str(self.status))
         metrics.child(metrics.REQUESTS, *labels).inc()
         metrics.child(metrics.REQUEST_DURATION, self.endpoint, self.alias).observe(duration)
+        ttft = None
         if self.first_event_at is not None:
             ttft = self.first_event_at - self.started
             metrics.child(metrics.TIME_TO_FIRST_TOKEN, self.alias, self.deployment).observe(ttft)
+        if self.ticket is None:
+            return  # refused before admission: nothing was reserved or spent
+        outcome = Outcome(
+            request_id=self.headers[0][1].decode(),
+            alias=self.alias,
+            deployment=self.served_by,
+            usage=self.usage,
+            estimated=False,
+            status=self.status,
+            latency_s=duration,
+            ttft_s=ttft,
+            started_at=self.started,
+            ended_at=ended,
+        )
+        if self.usage is None and self.relayed and self.call is not None:
+            self.accounting.finish_estimated(self.ticket, outcome, self.call.parsed, self.relayed)
+        else:
+            self.accounting.finish(self.ticket, outcome)
+
+
+def _output_bound(endpoint: Endpoint, parsed: dict[str, object]) -> int | None:
+    """The most tokens the request lets the model generate, if it says (None: unbounded)."""
+    if endpoint == "embeddings":
+        return 0
+    asked = parsed.get("max_completion_tokens") or parsed.get("max_tokens")
+    if not isinstance(asked, int) or isinstance(asked, bool):
+        return None
+    n = parsed.get("n")
+    return asked * (n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1)
 
 
 def route_reason(decision: Decision) -> bytes:

@@ -1,17 +1,21 @@
 """Reading a request up to its routing decision: shared by the inference routes and explain.
 
-Body (bounded) -> parsed and checked -> known alias -> controls from headers -> the policy's
+Caller (API key -> key and team) -> body (bounded) -> parsed and checked -> known alias the
+key may call -> controls (headers over the key's and the alias's defaults) -> the policy's
 decision. Raises the OpenAI-style errors for each step. Imports: ``gateway``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from time import time
 
+from gateway.accounting.model import Principal
+from gateway.accounting.service import Accounting
 from gateway.asgi import Receive, Scope, read_body
 from gateway.controls import controls_for
 from gateway.dispatch import Dispatcher, Routing
-from gateway.errors import ModelNotFound
+from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.features import ParsedRequest, parse_request
 from gateway.upstreams.base import Endpoint
 
@@ -20,6 +24,7 @@ from gateway.upstreams.base import Endpoint
 class Intake:
     """A request read, checked and routed (nothing sent upstream yet)."""
 
+    principal: Principal
     body: bytes
     parsed: ParsedRequest
     routing: Routing
@@ -34,6 +39,8 @@ async def take_request(
     explain: bool = False,
 ) -> Intake:
     """Read and route one request; raises InvalidRequest, ModelNotFound, PayloadTooLarge."""
+    accounting: Accounting = scope["state"]["accounting"]
+    principal = await accounting.principal(_authorization(scope), time())
     config = dispatcher.config
     body = await read_body(scope, receive, config.server.max_body_bytes)
     parsed = parse_request(endpoint, body)
@@ -43,5 +50,20 @@ async def take_request(
         raise ModelNotFound(
             f"the model '{parsed.model}' does not exist; known models: {known}", param="model"
         )
-    controls = controls_for(scope, alias, dispatcher.policy_names)
-    return Intake(body, parsed, dispatcher.decide(parsed, len(body), controls, explain=explain))
+    key = principal.key
+    if key is not None and not key.allows(alias.name):
+        raise PermissionDenied(
+            f"this API key may not call '{alias.name}'; it may call: {', '.join(key.aliases)}",
+            param="model",
+        )
+    controls = controls_for(scope, alias, dispatcher.policy_names, key)
+    budget = accounting.budget_hint(principal)
+    routing = dispatcher.decide(parsed, len(body), controls, explain=explain, budget=budget)
+    return Intake(principal, body, parsed, routing)
+
+
+def _authorization(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None

@@ -60,6 +60,8 @@ def gateway_config(upstream: str, model: str) -> str:
         "    local: true\n"
         "    gpu_hour_usd: 3.99\n"
         "    gpus: 1\n"
+        "accounting:\n"
+        "  auth: off\n"
         "aliases:\n"
         f"  {GATEWAY_ALIAS}:\n"
         f"    deployments: [{GATEWAY_DEPLOYMENT}]\n"

@@ -42,8 +42,13 @@ def local_deployment(name: str, port: int) -> dict[str, Any]:
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
-    """Write ``config`` as YAML to ``path`` and return the path."""
-    path.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    """Write ``config`` as YAML to ``path`` and return the path.
+
+    A config without an ``accounting`` section runs open (no API keys), as the routing and
+    fault tests that use this expect; the accounting tests write their own section.
+    """
+    config = {"accounting": {"auth": "off"}, **config}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
 
 
