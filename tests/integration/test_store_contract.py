@@ -7,8 +7,6 @@ Redis TIME), so windows slide, slots expire and periods turn over without sleepi
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,6 +28,7 @@ from gateway.accounting.model import (
     Team,
     VirtualKey,
 )
+from gateway.accounting.redis_store import RedisStore
 from gateway.accounting.store import Store
 from tests.support.redis_server import RedisServer
 
@@ -50,16 +49,8 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
     if request.param == "memory":
         yield MemoryStore
         return
-    if importlib.util.find_spec("gateway.accounting.redis_store") is None:
-        pytest.skip("gateway.accounting.redis_store is not written yet")
     server: RedisServer = request.getfixturevalue("redis_server")
-    module: Any = importlib.import_module("gateway.accounting.redis_store")
-
-    def redis_store() -> Store:
-        store: Store = module.RedisStore(server.url, timeout_s=2.0)
-        return store
-
-    yield redis_store
+    yield lambda: RedisStore(server.url, timeout_s=2.0)
 
 
 def run(make_store: StoreFactory, scenario: Callable[[Store], Awaitable[T]]) -> T:
@@ -540,5 +531,26 @@ def test_a_replaced_secret_no_longer_finds_the_key_and_deletion_drops_both(
         assert await store.key_by_hash("new-hash") is None
         assert [k.key_id for k in await store.keys()] == ["key_00"]
         await store.ping()
+
+    run(make_store, scenario)
+
+
+def test_large_round_amounts_are_counted_to_the_micro_dollar(make_store: StoreFactory) -> None:
+    # Round powers of ten are where a script writing numbers in exponent form would break.
+    research = team(budget_micros={"total": 10**13}, tpm=10**9)
+
+    async def scenario(store: Store) -> None:
+        big = admission("r1", of=research, reserve=10**10, tokens=10**8)
+        admitted = await store.admit(big)
+        assert admitted.budget_left_micros == 10**13 - 10**10
+        assert admitted.tokens == RateState(10**9, 9 * 10**8, 60.0)
+        await store.settle(record("r1", cost=10**11, tokens=(10**8, 10**8)), big)
+        assert await store.spent("research", None, PeriodIds.at(NOON)) == spent(
+            10**11, 10**11, 10**11
+        )
+        after = await store.admit(admission("r2", of=research, at=NOON + 1))
+        assert after.tokens == RateState(10**9, 8 * 10**8, 59.0)
+        rows = await store.spend("team", NOON, NOON)
+        assert rows == [SpendRow("research", 1, 10**8, 10**8, 10**11)]
 
     run(make_store, scenario)

@@ -1,0 +1,419 @@
+"""``RedisStore``: the accounting ``Store`` shared by all replicas, on ``redis.asyncio``.
+
+Each admission and each settlement is one Lua script (``lua/admit.lua``, ``lua/settle.lua``):
+one round trip, atomic, and every key it touches carries the team's hash tag ``{t:TEAM}``
+so Redis Cluster can run it. Scripts go by EVALSHA and are loaded again after a Redis
+restart (NOSCRIPT). Times come from the gateway's clock (``admitted_at``, ``ts``), never
+Redis TIME. Every call has a deadline; any Redis error, timeout or lost connection is raised
+as ``StoreUnavailable``, never as a redis exception, so the caller can fail open or closed.
+
+Layout: ``gw:{t:TEAM}:{team|key}:ID:{slots|rpm|tpm|spent:day:D|spent:month:M|spent:total}``,
+``gw:{t:TEAM}:done:REQUEST``, ``gw:{t:TEAM}:spend:DAY:GROUPING`` (hash ``metric:name``),
+``gw:{t:TEAM}:ledger`` (stream); ``gw:team:ID`` + ``gw:teams``, ``gw:key:ID`` + ``gw:keys``,
+``gw:keyhash:SHA`` -> key id; ``gw:spendteams`` (teams with settled spend). No KEYS command.
+Imports: stdlib, ``redis``, ``model``, ``codec``, ``store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Sequence
+from importlib import resources
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gateway.accounting.codec import (
+    DAY_TTL_S,
+    DONE_TTL_S,
+    GROUPS,
+    MONTH_TTL_S,
+    RATE_TTL_S,
+    Admitted,
+    BudgetUse,
+    Refused,
+    Subject,
+    WindowUse,
+    day_of,
+    days_between,
+    key_from_json,
+    key_to_json,
+    record_groups,
+    record_metrics,
+    spend_rows,
+    subjects,
+    team_from_json,
+    team_to_json,
+    verdict,
+)
+from gateway.accounting.model import (
+    DEFAULT_TEAM,
+    PERIODS,
+    Admission,
+    GroupBy,
+    Period,
+    PeriodIds,
+    Refusal,
+    SpendRecord,
+    SpendRow,
+    Team,
+    Verdict,
+    VirtualKey,
+)
+from gateway.accounting.store import StoreUnavailable
+
+T = TypeVar("T")
+TEAMS = "gw:teams"
+KEYS = "gw:keys"
+SPEND_TEAMS = "gw:spendteams"
+PAGE = 1000
+"""Commands per pipeline and stream entries per XRANGE page (each its own deadline)."""
+_REFUSALS: tuple[Refusal, ...] = ("parallel", "requests", "tokens", "budget")
+_LUA = resources.files("gateway.accounting") / "lua"
+ADMIT_LUA = (_LUA / "admit.lua").read_text()
+SETTLE_LUA = (_LUA / "settle.lua").read_text()
+
+
+def team_tag(team_id: str) -> str:
+    """The prefix of every key a team's scripts touch (one Cluster hash slot)."""
+    return f"gw:{{t:{team_id}}}"
+
+
+def subject_prefix(team_id: str, kind: str, name: str) -> str:
+    """Where a key's or team's counters live, under the team's hash tag."""
+    return f"{team_tag(team_id)}:{kind}:{name}"
+
+
+def budget_keys(prefix: str, periods: PeriodIds) -> list[str]:
+    """The day, month and total spent counters under ``prefix``."""
+    return [
+        f"{prefix}:spent:day:{periods.day}",
+        f"{prefix}:spent:month:{periods.month}",
+        f"{prefix}:spent:total",
+    ]
+
+
+def spend_key(team_id: str, day: str, group_by: GroupBy) -> str:
+    """A team's totals for one UTC day and grouping (hash ``metric:name`` -> sum)."""
+    return f"{team_tag(team_id)}:spend:{day}:{group_by}"
+
+
+class RedisStore:
+    """The Store in Redis (``shared = True``)."""
+
+    shared = True
+
+    def __init__(
+        self, url: str, *, timeout_s: float = 0.05, ledger_max_len: int = 1_000_000
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.ledger_max_len = ledger_max_len
+        # No client-side retries: a retried script could count an admission twice.
+        self._redis: Redis = Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+        self._admit = self._redis.register_script(ADMIT_LUA)
+        self._settle = self._redis.register_script(SETTLE_LUA)
+
+    async def _io(self, pending: Awaitable[T]) -> T:
+        """Await one round trip within the deadline; any failure is StoreUnavailable."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await pending
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    async def _call(self, *command: str) -> Any:
+        """One command, within the deadline (replies are str: ``decode_responses``)."""
+        # redis-py leaves execute_command untyped; the per-command methods return
+        # ``bytes | str`` unions that say nothing more.
+        return await self._io(self._redis.execute_command(*command))  # type: ignore[no-untyped-call]
+
+    async def _pipelined(self, commands: Sequence[tuple[str, ...]]) -> list[Any]:
+        """Run commands in pipelines of ``PAGE`` (no transaction: keys may be in any slot)."""
+        replies: list[Any] = []
+        for first in range(0, len(commands), PAGE):
+            pipe = self._redis.pipeline(transaction=False)
+            for command in commands[first : first + PAGE]:
+                pipe.execute_command(*command)
+            replies.extend(await self._io(pipe.execute()))
+        return replies
+
+    # --- admissions and settlements ------------------------------------------------------
+
+    async def admit(self, admission: Admission) -> Verdict:
+        """Check and reserve in one script; see ``lua/admit.lua``."""
+        team_id, now = admission.team.team_id, admission.admitted_at
+        keys: list[str] = []
+        limits: list[str] = []
+        for subject in subjects(admission):
+            prefix = subject_prefix(team_id, subject.kind, subject.name)
+            keys += [f"{prefix}:slots", f"{prefix}:rpm", f"{prefix}:tpm"]
+            keys += budget_keys(prefix, admission.periods)
+            limits += _limit_args(subject)
+        args = [
+            repr(float(now)),
+            str(math.floor(now)),
+            admission.request_id,
+            repr(float(now + admission.deadline_s)),
+            str(admission.tokens),
+            str(admission.reserve_micros),
+            str(DAY_TTL_S),
+            str(MONTH_TTL_S),
+            str(RATE_TTL_S),
+            *limits,
+        ]
+        reply = await self._io(self._admit(keys, args))
+        return verdict(admission, _outcome(reply))
+
+    async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
+        """Settle once per request id in one script; see ``lua/settle.lua``."""
+        team_id = record.team_id
+        tag = team_tag(team_id)
+        team_prefix = subject_prefix(team_id, "team", team_id)
+        key_prefix = subject_prefix(team_id, "key", record.key_id)
+        if admission is None:
+            periods, delta = PeriodIds.at(record.ts), record.cost_micros
+        else:
+            periods, delta = admission.periods, record.cost_micros - admission.reserve_micros
+        held_keys, held_modes = _held(team_id, admission)
+        day = day_of(record.ts)
+        keys = [
+            f"{tag}:done:{record.request_id}",
+            f"{tag}:ledger",
+            *(spend_key(team_id, day, g) for g in GROUPS),
+            *budget_keys(team_prefix, periods),
+            *budget_keys(key_prefix, periods),
+            *held_keys,
+        ]
+        args = [
+            str(DONE_TTL_S),
+            str(self.ledger_max_len),
+            "0" if record.key_id == "-" else "1",
+            str(delta),
+            str(DAY_TTL_S),
+            str(MONTH_TTL_S),
+            record.request_id,
+            "" if admission is None else str(math.floor(admission.admitted_at)),
+            "0" if admission is None else str(_tokens(record) - admission.tokens),
+            *held_modes,
+            *_totals_args(record),
+            *(v for pair in record.to_fields().items() for v in pair),
+        ]
+        # Registered first: harmless if the script then fails or finds the record settled.
+        await self._call("SADD", SPEND_TEAMS, team_id)
+        return int(await self._io(self._settle(keys, args))) == 1
+
+    # --- reports -------------------------------------------------------------------------
+
+    async def spend(
+        self, group_by: GroupBy, start: float, end: float, team_id: str | None = None
+    ) -> list[SpendRow]:
+        """Totals per group over the UTC days from ``start`` to ``end`` (inclusive)."""
+        if group_by not in GROUPS:
+            raise ValueError(f"unknown grouping {group_by!r}")
+        teams = [team_id] if team_id is not None else await self._known_teams()
+        days = days_between(start, end)
+        hashes = await self._pipelined(
+            [("HGETALL", spend_key(t, day, group_by)) for t in teams for day in days]
+        )
+        totals: dict[str, dict[str, int]] = {}
+        for fields in hashes:
+            for field, value in fields.items():
+                metric, name = field.split(":", 1)
+                row = totals.setdefault(name, {})
+                row[metric] = row.get(metric, 0) + int(value)
+        return spend_rows(totals)
+
+    async def records(
+        self, start: float, end: float, team_id: str | None = None
+    ) -> Sequence[SpendRecord]:
+        """Ledger records with ``start <= ts < end``, oldest first.
+
+        Stream ids follow settlement, not ``ts`` (a backlog is flushed late), so each
+        ledger is read whole, a page per round trip, and filtered by ``ts``.
+        """
+        teams = [team_id] if team_id is not None else await self._known_teams()
+        found: list[SpendRecord] = []
+        for team in teams:
+            after = "-"
+            while True:
+                page = await self._call(
+                    "XRANGE", f"{team_tag(team)}:ledger", after, "+", "COUNT", str(PAGE)
+                )
+                for entry_id, fields in page:
+                    record = SpendRecord.from_fields(fields)
+                    if start <= record.ts < end:
+                        found.append(record)
+                    after = f"({entry_id}"
+                if len(page) < PAGE:
+                    break
+        return sorted(found, key=lambda record: record.ts)
+
+    async def spent(
+        self, team_id: str, key_id: str | None, periods: PeriodIds
+    ) -> dict[Period, int]:
+        """Micro-dollars spent or reserved in each budget period (team's, or the key's)."""
+        prefix = subject_prefix(team_id, "team", team_id)
+        if key_id is not None:
+            prefix = subject_prefix(team_id, "key", key_id)
+        values = await self._pipelined([("GET", k) for k in budget_keys(prefix, periods)])
+        return {p: int(v or 0) for p, v in zip(PERIODS, values, strict=True)}
+
+    async def _known_teams(self) -> list[str]:
+        saved, spending = await self._pipelined([("SMEMBERS", TEAMS), ("SMEMBERS", SPEND_TEAMS)])
+        return sorted({*saved, *spending, DEFAULT_TEAM})
+
+    # --- teams and keys ------------------------------------------------------------------
+
+    async def save_team(self, team: Team) -> None:
+        """Create or replace a team."""
+        await self._pipelined(
+            [("SET", f"gw:team:{team.team_id}", team_to_json(team)), ("SADD", TEAMS, team.team_id)]
+        )
+
+    async def team(self, team_id: str) -> Team | None:
+        """A team by id."""
+        text = await self._call("GET", f"gw:team:{team_id}")
+        return None if text is None else team_from_json(text)
+
+    async def teams(self) -> list[Team]:
+        """All teams, by id."""
+        ids = sorted(await self._call("SMEMBERS", TEAMS))
+        texts = await self._pipelined([("GET", f"gw:team:{t}") for t in ids])
+        return [team_from_json(text) for text in texts if text is not None]
+
+    async def delete_team(self, team_id: str) -> bool:
+        """Remove a team record (its keys and spend stay); False if it did not exist."""
+        deleted, _ = await self._pipelined(
+            [("DEL", f"gw:team:{team_id}"), ("SREM", TEAMS, team_id)]
+        )
+        return int(deleted) == 1
+
+    async def save_key(self, key: VirtualKey) -> None:
+        """Create or replace a key; a replaced secret's hash no longer finds it."""
+        old = await self.key(key.key_id)
+        commands: list[tuple[str, ...]] = [
+            ("SET", f"gw:key:{key.key_id}", key_to_json(key)),
+            ("SET", f"gw:keyhash:{key.secret_hash}", key.key_id),
+            ("SADD", KEYS, key.key_id),
+        ]
+        if old is not None and old.secret_hash != key.secret_hash:
+            commands.append(("DEL", f"gw:keyhash:{old.secret_hash}"))
+        await self._pipelined(commands)
+
+    async def key_by_hash(self, secret_hash: str) -> VirtualKey | None:
+        """The key whose secret hashes to ``secret_hash``."""
+        key_id = await self._call("GET", f"gw:keyhash:{secret_hash}")
+        key = None if key_id is None else await self.key(key_id)
+        # A stale index entry (a concurrent rotation) never finds the rotated key.
+        return key if key is not None and key.secret_hash == secret_hash else None
+
+    async def key(self, key_id: str) -> VirtualKey | None:
+        """A key by id."""
+        text = await self._call("GET", f"gw:key:{key_id}")
+        return None if text is None else key_from_json(text)
+
+    async def keys(self, team_id: str | None = None) -> list[VirtualKey]:
+        """All keys (of one team), by id."""
+        ids = sorted(await self._call("SMEMBERS", KEYS))
+        texts = await self._pipelined([("GET", f"gw:key:{k}") for k in ids])
+        found = [key_from_json(text) for text in texts if text is not None]
+        return [k for k in found if team_id is None or k.team_id == team_id]
+
+    async def delete_key(self, key_id: str) -> bool:
+        """Remove a key for good; False if it did not exist."""
+        key = await self.key(key_id)
+        if key is None:
+            return False
+        await self._pipelined(
+            [
+                ("DEL", f"gw:key:{key_id}"),
+                ("DEL", f"gw:keyhash:{key.secret_hash}"),
+                ("SREM", KEYS, key_id),
+            ]
+        )
+        return True
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers within the deadline."""
+        await self._io(self._redis.ping())
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+
+def _limit_args(subject: Subject) -> list[str]:
+    limits = subject.limits
+    values = [limits.max_parallel, limits.rpm, limits.tpm]
+    values += [limits.budget_micros.get(p) for p in PERIODS]
+    return ["" if v is None else str(v) for v in values]
+
+
+def _held(team_id: str, admission: Admission | None) -> tuple[list[str], list[str]]:
+    """The slot and TPM keys of the admission's team and key, and what settle.lua does with
+    each pair: '' nothing (no such subject), '0' free the slot, '1' also correct the TPM."""
+    found = {s.kind: s for s in subjects(admission)} if admission is not None else {}
+    keys: list[str] = []
+    modes: list[str] = []
+    for kind in ("team", "key"):
+        subject = found.get(kind)
+        prefix = subject_prefix(team_id, kind, "-" if subject is None else subject.name)
+        keys += [f"{prefix}:slots", f"{prefix}:tpm"]
+        modes.append("" if subject is None else "0" if subject.limits.tpm is None else "1")
+    return keys, modes
+
+
+def _tokens(record: SpendRecord) -> int:
+    return record.input_tokens + record.output_tokens
+
+
+def _totals_args(record: SpendRecord) -> list[str]:
+    """Per grouping: the count of field/value pairs, then the pairs (zeros left out)."""
+    metrics = record_metrics(record)
+    args: list[str] = []
+    for name in record_groups(record).values():
+        pairs = [(f"{m}:{name}", str(v)) for m, v in metrics.items() if v != 0]
+        args.append(str(len(pairs)))
+        args += [item for pair in pairs for item in pair]
+    return args
+
+
+def _outcome(reply: list[Any]) -> Refused | Admitted:
+    """admit.lua's reply as the codec's outcome."""
+    if int(reply[0]) == 0:
+        check, subject, limit, used, period, has_room, room = (int(v) for v in reply[1:])
+        return Refused(
+            _REFUSALS[check - 1],
+            subject,
+            limit,
+            used,
+            period=PERIODS[period - 1] if period else None,
+            room_at=room if has_room else None,
+        )
+    requests, tokens, budgets = reply[1:]
+    return Admitted(
+        requests=_windows(requests),
+        tokens=_windows(tokens),
+        budgets=tuple(
+            BudgetUse(int(s), PERIODS[int(p) - 1], int(limit), int(used))
+            for s, p, limit, used in _fours(budgets)
+        ),
+    )
+
+
+def _windows(flat: list[Any]) -> tuple[WindowUse, ...]:
+    return tuple(WindowUse(int(s), int(lim), int(u), int(o)) for s, lim, u, o in _fours(flat))
+
+
+def _fours(flat: list[Any]) -> list[tuple[Any, Any, Any, Any]]:
+    return [(flat[i], flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)]
