@@ -32,6 +32,7 @@ from gateway.errors import (
     handle_unexpected,
 )
 from gateway.metrics_registry import metrics_registry
+from gateway.routes.admin import admin_routes
 from gateway.routes.explain import ExplainRoute
 from gateway.routes.health import Readiness, healthz, metrics_endpoint, readyz
 from gateway.routes.inference import InferenceRoute
@@ -106,6 +107,7 @@ def create_app(config: Config) -> HotPaths:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *admin_routes(),
     ]
     handlers = {
         GatewayError: handle_gateway_error,

@@ -64,9 +64,9 @@ async def _worker(
     latencies: list[float],
     errors: list[int],
     first_byte: bool,
+    headers: dict[str, str],
 ) -> None:
     head, tail = body
-    headers = {"Content-Type": "application/json"}
     measure_from, stop_at = window
     clock = time.perf_counter
     while True:
@@ -100,6 +100,7 @@ async def run_load(
     duration_s: float,
     warmup_s: float,
     first_byte: bool = False,
+    api_key: str | None = None,
 ) -> LoadResult:
     """Drive ``url`` with ``concurrency`` closed-loop workers; latency to first byte if asked.
 
@@ -112,11 +113,14 @@ async def run_load(
     errors: list[int] = []
     counter = itertools.count()
     body = split_template(body_template)
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         now = time.perf_counter()
         window = (now + warmup_s, now + warmup_s + duration_s)
         workers = [
-            _worker(session, url, body, counter, window, latencies, errors, first_byte)
+            _worker(session, url, body, counter, window, latencies, errors, first_byte, headers)
             for _ in range(concurrency)
         ]
         await asyncio.gather(*workers)

@@ -2,7 +2,8 @@
 
 Against one zero-latency vLLM emulator it measures (a) the load generator straight at the
 emulator, (b) the floor (``floor_proxy.py``: the best bare passthrough proxy of DESIGN.md) and
-(c) the gateway with all its features on, each at concurrency 1, 16 and 64 (req/s, p50/p99,
+(c) the gateway with all its routing features on, open, and (d) the same with API keys, budgets,
+rate limits and the spend ledger on a real Redis, each at concurrency 1, 16 and 64 (req/s, p50/p99,
 p50 added over direct, CPU ms per request of the proxy process), plus the proxy's RSS, its
 start-up time (spawn to first 200 on /healthz) and streaming time-to-first-byte at c=1. The
 proxies under test are pinned to cpu 0; this process, the load generator (``wrk`` when
@@ -51,32 +52,42 @@ class Driver:
         self.workdir = workdir
         self.tool = "wrk" if wrk else "loadgen"
 
-    def load(self, url: str, template: str, concurrency: int, seconds: int) -> LoadResult:
-        """Closed-loop POSTs of ``template`` to ``url`` for ``seconds`` (no warm-up)."""
+    def load(self, target: Target, template: str, concurrency: int, seconds: int) -> LoadResult:
+        """Closed-loop POSTs of ``template`` to ``target`` for ``seconds`` (no warm-up)."""
+        url, key = target.origin + CHAT_PATH, target.api_key
         if self.wrk is None:
-            job = run_load(url, template, concurrency=concurrency, duration_s=seconds, warmup_s=0)
+            job = run_load(
+                url, template, concurrency=concurrency, duration_s=seconds, warmup_s=0, api_key=key
+            )
             return uvloop.run(job)
         body_file = self.workdir / f"body-{abs(hash(template))}.json"
         if not body_file.exists():
             body_file.write_text(template)
-        return run_wrk(self.wrk, url, body_file, concurrency=concurrency, duration_s=seconds)
+        return run_wrk(
+            self.wrk, url, body_file, concurrency=concurrency, duration_s=seconds, api_key=key
+        )
 
-    def ttfb_p50_ms(self, url: str, template: str, seconds: int) -> float:
+    def ttfb_p50_ms(self, target: Target, template: str, seconds: int) -> float:
         """Streaming time to the first body chunk, p50 at c=1, after a warm-up."""
         job = run_load(
-            url, template, concurrency=1, duration_s=seconds, warmup_s=WARMUP_S, first_byte=True
+            target.origin + CHAT_PATH,
+            template,
+            concurrency=1,
+            duration_s=seconds,
+            warmup_s=WARMUP_S,
+            first_byte=True,
+            api_key=target.api_key,
         )
         return uvloop.run(job).p50_ms
 
 
 def measure_point(driver: Driver, target: Target, concurrency: int, seconds: int) -> Point:
     """Warm up, then measure ``target`` at ``concurrency``; CPU per request of its proxy."""
-    url = target.origin + CHAT_PATH
     template = chat_body_template(target.model, stream=False)
-    driver.load(url, template, concurrency, WARMUP_S)
+    driver.load(target, template, concurrency, WARMUP_S)
     proxy = target.proxy
     cpu_before = procfs.cpu_seconds(proxy.pid) if proxy else 0.0
-    load = driver.load(url, template, concurrency, seconds)
+    load = driver.load(target, template, concurrency, seconds)
     cpu_ms: float | None = None
     if proxy:
         used_ms = (procfs.cpu_seconds(proxy.pid) - cpu_before) * 1000.0
@@ -107,7 +118,7 @@ def measure_all(
     ttfb: dict[str, float] = {}
     for target in interleaved(targets, rounds):
         template = chat_body_template(target.model, stream=True)
-        value = driver.ttfb_p50_ms(target.origin + CHAT_PATH, template, seconds)
+        value = driver.ttfb_p50_ms(target, template, seconds)
         ttfb[target.name] = min(value, ttfb.get(target.name, math.inf))
     return [
         TargetResult(
@@ -220,8 +231,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--targets",
         type=lambda s: [t for t in s.split(",") if t],
-        default=["floor", "gateway"],
-        help="proxy targets after direct, comma-separated (default floor,gateway)",
+        default=["floor", "gateway", "accounting"],
+        help="proxy targets after direct, comma-separated (default floor,gateway,accounting)",
     )
     parser.add_argument("--upstream", help="use this running upstream instead of the emulator")
     parser.add_argument("--model", help="model name to send direct and to the floor")

@@ -1,7 +1,11 @@
 """What the overhead benchmark measures: the emulator, the floor proxy and the gateway.
 
 Starts each as a process on a free loopback port (``loadtests/processes.py``) and says where
-to send requests and which model name to put in them. Stdlib only (the processes run other code).
+to send requests, which model name and which API key to put in them. ``gateway`` runs open
+(no keys); ``accounting`` is the same gateway with everything the accounting issue adds on
+the request path: API keys, a team and key budget and RPM/TPM limits (far above the load, so
+every request is admitted and settled) and the spend ledger, on a real ``redis-server``.
+Stdlib only (the processes run other code).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from pathlib import Path
 
 from loadtests.fleet import start_emulator
 from loadtests.processes import ManagedProcess, free_port, running_process
+from loadtests.redis_server import RedisServer
 
 START_TIMEOUT_S = 30.0
 GATEWAY_ALIAS = "bench-qwen"
 GATEWAY_DEPLOYMENT = "bench-worker"
-PROXY_TARGETS = ("floor", "gateway")
+PROXY_TARGETS = ("floor", "gateway", "accounting")
+MASTER_KEY = "sk-bench-master"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,7 @@ class Target:
     origin: str
     model: str
     proxy: ManagedProcess | None
+    api_key: str | None = None
 
 
 @contextlib.contextmanager
@@ -48,8 +55,14 @@ def served_model(origin: str) -> str:
     return model
 
 
-def gateway_config(upstream: str, model: str) -> str:
-    """A gateway config: one local deployment on the emulator behind one alias."""
+def gateway_config(upstream: str, model: str, redis_url: str | None = None) -> str:
+    """A gateway config: one local deployment on the emulator behind one alias; open, or
+    with keys, budgets and the ledger on ``redis_url``."""
+    accounting = (
+        f"accounting:\n  auth: required\n  redis_url: {redis_url}\n"
+        if redis_url
+        else "accounting:\n  auth: off\n"
+    )
     return (
         "# Written by loadtests/bench/targets.py for one benchmark run.\n"
         "deployments:\n"
@@ -60,23 +73,24 @@ def gateway_config(upstream: str, model: str) -> str:
         "    local: true\n"
         "    gpu_hour_usd: 3.99\n"
         "    gpus: 1\n"
-        "accounting:\n"
-        "  auth: off\n"
+        f"{accounting}"
         "aliases:\n"
         f"  {GATEWAY_ALIAS}:\n"
         f"    deployments: [{GATEWAY_DEPLOYMENT}]\n"
     )
 
 
-def proxy_command(name: str, upstream: str, port: int, workdir: Path, model: str) -> list[str]:
+def proxy_command(
+    name: str, upstream: str, port: int, workdir: Path, model: str, redis_url: str | None = None
+) -> list[str]:
     """The command line that serves the proxy target ``name`` on ``port``."""
     if name == "floor":
         floor = ["loadtests.bench.floor_proxy", "--port", str(port), "--upstream", upstream]
         return [sys.executable, "-m", *floor]
-    if name != "gateway":
+    if name not in PROXY_TARGETS:
         raise ValueError(f"unknown target {name!r}; known: {', '.join(PROXY_TARGETS)}")
-    config = workdir / "gateway.yaml"
-    config.write_text(gateway_config(upstream, model))
+    config = workdir / f"{name}.yaml"
+    config.write_text(gateway_config(upstream, model, redis_url))
     serve = ["gateway", "serve", "--config", str(config), "--host", "127.0.0.1"]
     return [sys.executable, "-m", *serve, "--port", str(port), "--workers", "1"]
 
@@ -92,12 +106,48 @@ def start_proxy(
     """Start proxy target ``name`` (stopped when ``stack`` closes) and wait for /healthz."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
-    command = proxy_command(name, upstream, port, workdir, model)
+    redis_url = None
+    if name == "accounting":
+        redis = RedisServer(workdir, max_lifetime_s=3600.0)
+        redis.start()
+        stack.callback(redis.stop)
+        redis_url = redis.url
+    command = proxy_command(name, upstream, port, workdir, model, redis_url)
     log = workdir / f"{name}.log"
     started = stack.enter_context(
         running_process(
-            command, origin + "/healthz", timeout_s=START_TIMEOUT_S, log_path=log, cpus=cpus
+            command,
+            origin + "/healthz",
+            timeout_s=START_TIMEOUT_S,
+            log_path=log,
+            cpus=cpus,
+            env={"TOKEN_GATEWAY_MASTER_KEY": MASTER_KEY},
         )
     )
-    sent = GATEWAY_ALIAS if name == "gateway" else model
-    return Target(name, origin, sent, started)
+    if name == "floor":
+        return Target(name, origin, model, started)
+    api_key = bench_key(origin) if redis_url else None
+    return Target(name, origin, GATEWAY_ALIAS, started, api_key)
+
+
+def bench_key(origin: str) -> str:
+    """A key of a team with budgets and limits that the benchmark's load never reaches."""
+    limits = {"budget_usd": {"day": 1000, "month": 10000}, "rpm": 10**8, "tpm": 10**11}
+    _admin(origin, "/admin/teams", {"team_id": "bench", **limits})
+    created = _admin(origin, "/admin/keys", {"team_id": "bench", "name": "bench", **limits})
+    secret = created["key"]
+    if not isinstance(secret, str):
+        raise RuntimeError(f"the admin API answered no key: {created}")
+    return secret
+
+
+def _admin(origin: str, path: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        origin + path,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10.0) as response:
+        answer: dict[str, object] = json.load(response)
+    return answer

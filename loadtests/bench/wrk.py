@@ -54,7 +54,13 @@ def parse_wrk_output(text: str, *, concurrency: int) -> LoadResult:
 
 
 def run_wrk(
-    wrk: str, url: str, body_file: Path, *, concurrency: int, duration_s: int
+    wrk: str,
+    url: str,
+    body_file: Path,
+    *,
+    concurrency: int,
+    duration_s: int,
+    api_key: str | None = None,
 ) -> LoadResult:
     """POST the body in ``body_file`` to ``url`` for ``duration_s`` s with ``concurrency``
     connections on one wrk thread."""
@@ -65,6 +71,7 @@ def run_wrk(
         f"-d{max(duration_s, 1)}s",
         "--timeout",
         "10s",
+        *(["-H", f"Authorization: Bearer {api_key}"] if api_key else []),
         "-s",
         str(LUA_SCRIPT),
         url,

@@ -29,3 +29,16 @@ def test_the_written_gateway_config_loads_with_one_local_deployment_behind_the_a
     assert deployment.local
     assert deployment.model == "Qwen/Qwen2.5-7B-Instruct"
     assert deployment.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_the_accounting_target_config_requires_keys_and_uses_the_given_redis(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "accounting.yaml"
+    path.write_text(gateway_config("http://127.0.0.1:9", "m", "redis://127.0.0.1:7/0"))
+    config = load_config(path, env={})
+    assert config.accounting.auth
+    assert config.accounting.redis_url == "redis://127.0.0.1:7/0"
+    open_config = tmp_path / "open.yaml"
+    open_config.write_text(gateway_config("http://127.0.0.1:9", "m"))
+    assert not load_config(open_config, env={}).accounting.auth
