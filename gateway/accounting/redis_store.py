@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -108,18 +108,28 @@ class RedisStore:
     shared = True
 
     def __init__(
-        self, url: str, *, timeout_s: float = 0.05, ledger_max_len: int = 1_000_000
+        self,
+        url: str,
+        *,
+        timeout_s: float = 0.05,
+        ledger_max_len: int = 1_000_000,
+        max_connections: int = 100,
     ) -> None:
         self.timeout_s = timeout_s
         self.ledger_max_len = ledger_max_len
-        # No client-side retries: a retried script could count an admission twice.
-        self._redis: Redis = Redis.from_url(
+        # Past max_connections a call waits for a free connection (within its deadline)
+        # instead of failing at once. No client-side retries: a retried script could count
+        # an admission twice.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=timeout_s,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
+        self._redis: Redis = Redis.from_pool(pool)
         self._admit = self._redis.register_script(ADMIT_LUA)
         self._settle = self._redis.register_script(SETTLE_LUA)
 
