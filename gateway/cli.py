@@ -1,4 +1,4 @@
-"""python -m gateway serve | check-config.
+"""python -m gateway serve | check-config | keys | teams | spend.
 
 ``serve`` validates the config in the parent first (a bad file fails with the path of the
 bad field before anything listens), then runs uvicorn with uvloop and httptools. With
@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gateway.admin_client import ADMIN_COMMANDS, add_admin_commands, run_admin_command
 from gateway.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -38,12 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--log-level", default="warning")
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config")
+    add_admin_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command == "check-config":
         return _check(args.config)
+    if args.command in ADMIN_COMMANDS:
+        return run_admin_command(args)
     return _serve(args)
 
 

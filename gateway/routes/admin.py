@@ -1,7 +1,7 @@
 """The admin API (``/admin/...``, master key only) and the self-service ``GET /v1/spend``.
 
 This module holds the route table, the guard every endpoint goes through and the team
-endpoints; ``admin_keys.py`` the virtual keys, ``admin_spend.py`` spend reports and the ledger
+endpoints; ``py`` the virtual keys, ``py`` spend reports and the ledger
 export. The guard checks the caller before anything is read (401 without the master key, 403
 for a valid virtual key), reads a bounded JSON body and turns a store outage into 503, so
 every failure is an OpenAI error envelope with the right status, never a 500.
@@ -29,7 +29,15 @@ from gateway.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
-from gateway.routes import admin_keys, admin_spend
+from gateway.routes.admin_keys import (
+    create_key,
+    delete_key,
+    get_key,
+    list_keys,
+    revoke_key,
+    update_key,
+)
+from gateway.routes.admin_spend import own_spend, spend_export, spend_report
 
 MAX_BODY_BYTES = 64 * 1024
 Handler = Callable[[Request, Accounting, Body], Awaitable[Response]]
@@ -44,15 +52,15 @@ def admin_routes() -> list[Route]:
         Route("/admin/teams/{team_id}", _admin(get_team), methods=["GET"]),
         Route("/admin/teams/{team_id}", _admin(update_team), methods=["PATCH"]),
         Route("/admin/teams/{team_id}", _admin(delete_team), methods=["DELETE"]),
-        Route("/admin/keys", _admin(admin_keys.create_key), methods=["POST"]),
-        Route("/admin/keys", _admin(admin_keys.list_keys), methods=["GET"]),
-        Route("/admin/keys/{key_id}", _admin(admin_keys.get_key), methods=["GET"]),
-        Route("/admin/keys/{key_id}", _admin(admin_keys.update_key), methods=["PATCH"]),
-        Route("/admin/keys/{key_id}", _admin(admin_keys.delete_key), methods=["DELETE"]),
-        Route("/admin/keys/{key_id}/revoke", _admin(admin_keys.revoke_key), methods=["POST"]),
-        Route("/admin/spend", _admin(admin_spend.spend_report), methods=["GET"]),
-        Route("/admin/spend/export", _admin(admin_spend.spend_export), methods=["GET"]),
-        Route("/v1/spend", _guarded(admin_spend.own_spend, master=False), methods=["GET"]),
+        Route("/admin/keys", _admin(create_key), methods=["POST"]),
+        Route("/admin/keys", _admin(list_keys), methods=["GET"]),
+        Route("/admin/keys/{key_id}", _admin(get_key), methods=["GET"]),
+        Route("/admin/keys/{key_id}", _admin(update_key), methods=["PATCH"]),
+        Route("/admin/keys/{key_id}", _admin(delete_key), methods=["DELETE"]),
+        Route("/admin/keys/{key_id}/revoke", _admin(revoke_key), methods=["POST"]),
+        Route("/admin/spend", _admin(spend_report), methods=["GET"]),
+        Route("/admin/spend/export", _admin(spend_export), methods=["GET"]),
+        Route("/v1/spend", _guarded(own_spend, master=False), methods=["GET"]),
     ]
 
 
@@ -79,16 +87,17 @@ async def require_master(accounting: Accounting, authorization: str | None) -> N
     """Pass the master key; 401 for no or an unknown key, 403 for a virtual key."""
     if accounting.is_master(authorization):
         return
-    if authorization is None:
-        raise AuthenticationFailed(
-            "the admin API needs the master key: send 'Authorization: Bearer <master key>'"
-        )
-    principal = await accounting.principal(authorization, time.time())
-    if principal.key is not None:
+    try:
+        principal = await accounting.principal(authorization, time.time())
+    except AuthenticationFailed:
+        principal = None
+    if principal is not None and principal.key is not None:
         raise PermissionDenied(
             f"key {principal.key.key_id} is a virtual key; the admin API needs the master key"
         )
-    raise AuthenticationFailed("the admin API needs the master key")
+    raise AuthenticationFailed(
+        "the admin API needs the master key: send 'Authorization: Bearer <master key>'"
+    )
 
 
 async def _read(request: Request) -> bytes:
