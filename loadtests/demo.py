@@ -12,10 +12,13 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import json
 import random
+import secrets
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,7 @@ from pathlib import Path
 import openai
 
 from gateway.config import load_config
-from loadtests.demo_report import Outcome, render_reasons, render_summary
+from loadtests.demo_report import Outcome, render_ledger, render_reasons, render_summary
 from loadtests.fleet import (
     DEMO_CONFIG,
     REPO_ROOT,
@@ -112,8 +115,15 @@ async def run_job(client: openai.AsyncOpenAI, job: Job, seed: int) -> Outcome:
             None,
             0,
             0,
-            error=type(exc).__name__,
+            error=_describe(exc),
         )
+
+
+def _describe(exc: openai.APIError) -> str:
+    """``InternalServerError 502: no deployment of 'auto' could answer ...`` (shortened)."""
+    status = getattr(exc, "status_code", None)
+    message = " ".join(str(exc.message).split())[:120]
+    return f"{type(exc).__name__}{f' {status}' if status else ''}: {message}"
 
 
 async def _stream(
@@ -186,7 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fleet = start_demo_fleet(
             stack, Path(tmp), time_scale=args.time_scale, worker_args=("--max-num-seqs", "16")
         )
-        gateway = start_gateway(stack, DEMO_CONFIG, fleet.env(), log_dir=Path(tmp))
+        master_key = "sk-demo-" + secrets.token_urlsafe(16)
+        env = {**fleet.env(), "TOKEN_GATEWAY_MASTER_KEY": master_key}
+        gateway = start_gateway(stack, DEMO_CONFIG, env, log_dir=Path(tmp))
         print(
             f"fleet and gateway up in {time.perf_counter() - started:.1f}s; "
             f"sending {len(jobs)} requests, {args.concurrency} at a time ...",
@@ -195,11 +207,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         outcomes = asyncio.run(drive(gateway.url, jobs, args.concurrency))
         wall = time.perf_counter() - t0
+        spend = ledger_spend(gateway.url, master_key)
         exposition = scrape(gateway.url)
         counted = metric_sum(exposition, "gateway_requests_total")
     print(render_summary(outcomes, config, wall, counted))
     print(render_reasons(exposition))
+    print(render_ledger(spend, config.accounting.reference_model))
     return 0 if all(o.error is None for o in outcomes) else 1
+
+
+def ledger_spend(url: str, master_key: str, timeout_s: float = 10.0) -> dict[str, object]:
+    """The gateway's spend per deployment from its admin API, once its ledger has settled
+    every finished request (the ``gateway_ledger_backlog`` gauge is back to 0)."""
+    deadline = time.monotonic() + timeout_s
+    while metric_sum(scrape(url), "gateway_ledger_backlog") > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    request = urllib.request.Request(
+        url + "/admin/spend?group_by=deployment",
+        headers={"Authorization": f"Bearer {master_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        spend: dict[str, object] = json.load(response)
+    return spend
 
 
 if __name__ == "__main__":

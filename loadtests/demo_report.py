@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Config
 from loadtests.percentiles import interpolated
-
-REFERENCE_DEPLOYMENT = "openai-gpt-4o-mini"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +78,37 @@ def _totals(
         for o in ok
         if o.deployment in config.deployments and config.deployments[o.deployment].local
     ]
-    ref = config.deployments[REFERENCE_DEPLOYMENT].price
-    avoided = (
-        sum((ref.cost(o.prompt_tokens, o.completion_tokens) for o in local), Decimal(0))
-        if ref
-        else 0
-    )
     errors = sorted({o.error for o in outcomes if o.error})
     return [
         f"{len(outcomes)} requests in {wall_s:.1f}s ({len(outcomes) / wall_s:.0f} req/s), "
         f"{len(outcomes) - len(ok)} errors{' (' + ', '.join(errors) + ')' if errors else ''}; "
         f"the gateway's /metrics counted {counted:.0f}",
         f"served by owned Qwen workers: {len(local)}/{len(ok)} "
-        f"({100 * len(local) / max(1, len(ok)):.0f}%); paid APIs billed ${paid:.5f} at list price",
-        f"the same local tokens on {REFERENCE_DEPLOYMENT} would have cost ${avoided:.5f}",
+        f"({100 * len(local) / max(1, len(ok)):.0f}%); paid APIs billed ${paid:.5f} at list price"
+        " (counted by the client from its own usage)",
     ]
+
+
+def render_ledger(spend: Mapping[str, Any], reference_model: str) -> str:
+    """The gateway's spend ledger per deployment (``GET /admin/spend?group_by=deployment``)."""
+    header = (
+        f"{'ledger: deployment':<26}{'reqs':>6}{'tok in':>10}{'tok out':>9}"
+        f"{'billed $':>11}{'shadow $':>11}{'ref $':>11}{'saved $':>11}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in [*spend["data"], spend["total"]]:
+        lines.append(
+            f"{row['group']:<26}{row['requests']:>6}{row['input_tokens']:>10}"
+            f"{row['output_tokens']:>9}{row['cost_usd']:>11.6f}{row['shadow_usd']:>11.6f}"
+            f"{row['reference_usd']:>11.6f}{row['savings_usd']:>11.6f}"
+        )
+    total = spend["total"]
+    lines.append(
+        f"the ledger: billed ${total['cost_usd']:.6f}; the tokens served locally would have cost "
+        f"${total['savings_usd']:.6f} on {reference_model} (saved), for ${total['shadow_usd']:.6f}"
+        " of GPU time at measured throughput (shadow cost, not billed)"
+    )
+    return "\n".join(lines)
 
 
 def render_reasons(exposition: str) -> str:
