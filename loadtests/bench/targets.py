@@ -132,7 +132,7 @@ def start_proxy(
 
 def bench_key(origin: str) -> str:
     """A key of a team with budgets and limits that the benchmark's load never reaches."""
-    limits = {"budget_usd": {"day": 1000, "month": 10000}, "rpm": 10**8, "tpm": 10**11}
+    limits = {"budget_usd": {"day": 1000, "month": 10000}, "rpm": 10**8, "tpm": 10**9}
     _admin(origin, "/admin/teams", {"team_id": "bench", **limits})
     created = _admin(origin, "/admin/keys", {"team_id": "bench", "name": "bench", **limits})
     secret = created["key"]
