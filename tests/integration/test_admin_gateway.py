@@ -156,3 +156,21 @@ def test_keys_from_the_cli_are_billed_to_their_team_and_see_only_its_spend(
     with pytest.raises(openai.AuthenticationError):
         _chat(url, secret_a, "gpt-4o-mini")
     _chat(url, secret_b, "qwen2.5-7b-instruct")
+
+
+def test_admin_calls_answer_503_while_redis_is_down_and_work_again_after(
+    gateway: Service, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = gateway.url
+    _create_key(capsys, url, "team-a")
+    redis_server.kill()
+    for path in ("/admin/teams", "/admin/keys", "/admin/spend", "/admin/teams/team-a"):
+        status, body = _get(f"{url}{path}", MASTER)
+        assert status == 503 and body["error"]["code"] == "accounting_unavailable", body
+    code = main(["keys", "create", "--team", "team-a", "--url", url])
+    assert code == 1 and "unavailable" in capsys.readouterr().err
+    redis_server.start()
+    deadline = time.monotonic() + SPEND_TIMEOUT_S
+    while _get(f"{url}/admin/teams", MASTER)[0] != 200:
+        assert time.monotonic() < deadline, "the admin API did not recover with Redis"
+        time.sleep(0.1)
