@@ -74,6 +74,8 @@ BAD_KEYS: list[tuple[Body, str]] = [
     ({"expires_at": "tomorrow"}, "expires_at"),
     ({"expires_at": NOW + 60, "expires_in_s": 60}, "expires_in_s"),
     ({"expires_in_s": 0}, "expires_in_s"),
+    ({"expires_in_s": 253_402_300_000}, "expires_in_s"),
+    ({"expires_at": 1e300}, "expires_at"),
     ({"disabled": "yes"}, "disabled"),
     ({"budget_usd": {"day": "1e400"}}, "budget_usd.day"),
     ({"tpm": 10**10}, "tpm"),
