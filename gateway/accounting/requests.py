@@ -228,10 +228,10 @@ def _expiry(body: Body, now: float) -> float | None:
     if "expires_at" in body and "expires_in_s" in body:
         raise InvalidRequest("give expires_at or expires_in_s, not both", param="expires_in_s")
     if "expires_in_s" in body:
-        expires_at = now + _positive(body["expires_in_s"], "expires_in_s")
-        if expires_at > LATEST_TS:
+        relative = now + _positive(body["expires_in_s"], "expires_in_s")
+        if relative > LATEST_TS:
             raise InvalidRequest("expires_in_s reaches past the year 9999", param="expires_in_s")
-        return expires_at
+        return relative
     expires_at = _optional(body["expires_at"], "expires_at", _positive)
     if expires_at is not None and expires_at <= now:
         raise InvalidRequest(
