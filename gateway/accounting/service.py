@@ -28,6 +28,7 @@ from gateway.accounting.estimate import estimate_usage
 from gateway.accounting.ledger import LedgerWriter
 from gateway.accounting.model import (
     DEFAULT_TEAM,
+    KEY_PREFIX,
     Admission,
     Principal,
     Source,
@@ -117,9 +118,7 @@ class Accounting:
                 "accounting: no redis_url configured; keys, budgets and spend live in this "
                 "process only (run ONE replica, and they are lost on restart)"
             )
-        reference = settings.reference_price or PriceBook.bundled().lookup(
-            settings.reference_model
-        )
+        reference = settings.reference_price or PriceBook.bundled().lookup(settings.reference_model)
         if reference is None:
             raise ValueError(f"no price known for reference model {settings.reference_model!r}")
         costing = Costing(reference, config.deployments.values())
@@ -148,16 +147,14 @@ class Accounting:
     async def principal(self, authorization: str | None, now: float) -> Principal:
         """The key and team a request is billed to; 401 for a missing or unusable key."""
         secret = _bearer(authorization)
-        if secret is None or (
-            not secret.startswith("sk-gw-") and not self.is_master(authorization)
-        ):
+        if self.is_master(authorization):
+            return Principal(Team(DEFAULT_TEAM))
+        if secret is None or not secret.startswith(KEY_PREFIX):
             if not self.auth_required:
                 return Principal(Team(DEFAULT_TEAM))
             raise AuthenticationFailed(
                 "missing or malformed API key: send 'Authorization: Bearer sk-gw-...'"
             )
-        if self.is_master(authorization):
-            return Principal(Team(DEFAULT_TEAM))
         digest = hash_secret(secret)
         cached = self._principals.get(digest)
         if cached is None or now - cached[1] > self.settings.key_cache_s:
