@@ -2,10 +2,10 @@
 
 It keeps what ``RedisStore`` keeps, shaped the same way (per team: budget counters, one-second
 rate buckets, parallel slots, day totals per group, a bounded ledger) and applies the same
-rules through ``codec``, so the two answer alike; the contract test checks that. Every method
-runs to completion without awaiting, so on asyncio's single thread each admission or
-settlement is atomic without locks. Nothing survives a restart.
-Imports: stdlib, ``model``, ``codec``.
+rules through ``codec`` and ``verdicts``, so the two answer alike; the contract test checks
+that. Every method runs to completion without awaiting, so on asyncio's single thread each
+admission or settlement is atomic without locks. Nothing survives a restart.
+Imports: stdlib, ``model``, ``codec``, ``verdicts``.
 """
 
 from __future__ import annotations
@@ -18,21 +18,11 @@ from collections.abc import Sequence
 from gateway.accounting.codec import (
     DONE_TTL_S,
     GROUPS,
-    Admitted,
-    BudgetUse,
-    Refused,
-    Subject,
-    SubjectKind,
-    WindowUse,
     day_of,
     days_between,
     record_groups,
     record_metrics,
-    room_at,
     spend_rows,
-    subjects,
-    verdict,
-    window_start,
 )
 from gateway.accounting.model import (
     DEFAULT_TEAM,
@@ -47,6 +37,18 @@ from gateway.accounting.model import (
     Team,
     Verdict,
     VirtualKey,
+)
+from gateway.accounting.verdicts import (
+    Admitted,
+    BudgetUse,
+    Refused,
+    Subject,
+    SubjectKind,
+    WindowUse,
+    room_at,
+    subjects,
+    verdict,
+    window_start,
 )
 
 Cell = tuple[str, SubjectKind, str]

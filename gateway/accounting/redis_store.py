@@ -11,7 +11,7 @@ Layout: ``gw:{t:TEAM}:{team|key}:ID:{slots|rpm|tpm|spent:day:D|spent:month:M|spe
 ``gw:{t:TEAM}:done:REQUEST``, ``gw:{t:TEAM}:spend:DAY:GROUPING`` (hash ``metric:name``),
 ``gw:{t:TEAM}:ledger`` (stream); ``gw:team:ID`` + ``gw:teams``, ``gw:key:ID`` + ``gw:keys``,
 ``gw:keyhash:SHA`` -> key id; ``gw:spendteams`` (teams with settled spend). No KEYS command.
-Imports: stdlib, ``redis``, ``model``, ``codec``, ``store``.
+Imports: stdlib, ``redis``, ``model``, ``codec``, ``verdicts``, ``store``.
 """
 
 from __future__ import annotations
@@ -33,11 +33,6 @@ from gateway.accounting.codec import (
     GROUPS,
     MONTH_TTL_S,
     RATE_TTL_S,
-    Admitted,
-    BudgetUse,
-    Refused,
-    Subject,
-    WindowUse,
     day_of,
     days_between,
     key_from_json,
@@ -45,10 +40,8 @@ from gateway.accounting.codec import (
     record_groups,
     record_metrics,
     spend_rows,
-    subjects,
     team_from_json,
     team_to_json,
-    verdict,
 )
 from gateway.accounting.model import (
     DEFAULT_TEAM,
@@ -65,6 +58,15 @@ from gateway.accounting.model import (
     VirtualKey,
 )
 from gateway.accounting.store import StoreUnavailable
+from gateway.accounting.verdicts import (
+    Admitted,
+    BudgetUse,
+    Refused,
+    Subject,
+    WindowUse,
+    subjects,
+    verdict,
+)
 
 T = TypeVar("T")
 TEAMS = "gw:teams"
