@@ -163,6 +163,15 @@ class MemoryStore:
 
     async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
         """Settle once per request id: budgets, slot, TPM, day totals, ledger."""
+        return self._settle(record, admission)
+
+    async def settle_many(
+        self, items: Sequence[tuple[SpendRecord, Admission | None]]
+    ) -> list[bool]:
+        """``settle`` each item in order (with no await in between)."""
+        return [self._settle(record, admission) for record, admission in items]
+
+    def _settle(self, record: SpendRecord, admission: Admission | None) -> bool:
         self._forget_old_markers()
         marker = (record.team_id, record.request_id)
         if marker in self._done:

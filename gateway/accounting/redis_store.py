@@ -1,11 +1,12 @@
 """``RedisStore``: the accounting ``Store`` shared by all replicas, on ``redis.asyncio``.
 
-Each admission and each settlement is one Lua script (``lua/admit.lua``, ``lua/settle.lua``):
-one round trip, atomic, and every key it touches carries the team's hash tag ``{t:TEAM}``
-so Redis Cluster can run it. Scripts go by EVALSHA and are loaded again after a Redis
-restart (NOSCRIPT). Times come from the gateway's clock (``admitted_at``, ``ts``), never
-Redis TIME. Every call has a deadline; any Redis error, timeout or lost connection is raised
-as ``StoreUnavailable``, never as a redis exception, so the caller can fail open or closed.
+Each admission and each settlement is one Lua script (``lua/admit.lua``, ``lua/settle.lua``),
+atomic, and every key it touches carries the team's hash tag ``{t:TEAM}`` so Redis Cluster
+can run it. An admission is one round trip; a batch of settlements is one pipeline round
+trip. Scripts go by EVALSHA and are loaded again after a Redis restart (NOSCRIPT). Times
+come from the gateway's clock (``admitted_at``, ``ts``), never Redis TIME. Every call has a
+deadline; any Redis error, timeout or lost connection is raised as ``StoreUnavailable``,
+never as a redis exception, so the caller can fail open or closed.
 
 Layout: ``gw:{t:TEAM}:{team|key}:ID:{slots|rpm|tpm|spent:day:D|spent:month:M|spent:total}``,
 ``gw:{t:TEAM}:done:REQUEST``, ``gw:{t:TEAM}:spend:DAY:GROUPING`` (hash ``metric:name``),
@@ -17,6 +18,7 @@ Imports: stdlib, ``redis``, ``model``, ``codec``, ``verdicts``, ``store``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from collections.abc import Awaitable, Sequence
 from importlib import resources
@@ -25,7 +27,7 @@ from typing import Any, TypeVar
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.accounting.codec import (
     DAY_TTL_S,
@@ -69,6 +71,8 @@ from gateway.accounting.verdicts import (
 )
 
 T = TypeVar("T")
+_Call = tuple[list[str], list[str]]
+"""One script run's KEYS and ARGV."""
 TEAMS = "gw:teams"
 KEYS = "gw:keys"
 SPEND_TEAMS = "gw:spendteams"
@@ -78,6 +82,21 @@ _REFUSALS: tuple[Refusal, ...] = ("parallel", "requests", "tokens", "budget")
 _LUA = resources.files("gateway.accounting") / "lua"
 ADMIT_LUA = (_LUA / "admit.lua").read_text()
 SETTLE_LUA = (_LUA / "settle.lua").read_text()
+
+
+class _Script:
+    """A Lua script Redis runs by its SHA1 digest (EVALSHA)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    def command(self, keys: list[str], args: list[str]) -> tuple[str, ...]:
+        return ("EVALSHA", self.sha, str(len(keys)), *keys, *args)
+
+
+ADMIT = _Script(ADMIT_LUA)
+SETTLE = _Script(SETTLE_LUA)
 
 
 def team_tag(team_id: str) -> str:
@@ -132,8 +151,6 @@ class RedisStore:
             decode_responses=True,
         )
         self._redis: Redis = Redis.from_pool(pool)
-        self._admit = self._redis.register_script(ADMIT_LUA)
-        self._settle = self._redis.register_script(SETTLE_LUA)
 
     async def _io(self, pending: Awaitable[T]) -> T:
         """Await one round trip within the deadline; any failure is StoreUnavailable."""
@@ -157,6 +174,37 @@ class RedisStore:
             for command in commands[first : first + PAGE]:
                 pipe.execute_command(*command)
             replies.extend(await self._io(pipe.execute()))
+        return replies
+
+    async def _run(
+        self,
+        script: _Script,
+        calls: Sequence[_Call],
+        before: Sequence[tuple[str, ...]] = (),
+    ) -> list[Any]:
+        """EVALSHA ``script`` once per call (after the ``before`` commands) in one pipeline
+        round trip, without a transaction; the scripts' replies, in order. Redis refuses a
+        script it has lost (restarted, or its cache flushed) with NOSCRIPT before running it:
+        then the script is loaded and the refused calls run again, in a second round trip."""
+        replies = await self._pipeline([*before, *(script.command(*c) for c in calls)])
+        replies = replies[len(before) :]
+        lost = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:
+            await self._redis.execute_command("SCRIPT", "LOAD", script.text)  # type: ignore[no-untyped-call]
+            again = await self._pipeline([script.command(*calls[n]) for n in lost])
+            for n, reply in zip(lost, again, strict=True):
+                replies[n] = reply
+        return replies
+
+    async def _pipeline(self, commands: Sequence[tuple[str, ...]]) -> list[Any]:
+        """One pipeline round trip; raises the first error other than NOSCRIPT."""
+        pipe = self._redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        replies = list(await pipe.execute(raise_on_error=False))
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+                raise reply
         return replies
 
     # --- admissions and settlements ------------------------------------------------------
@@ -183,11 +231,30 @@ class RedisStore:
             str(RATE_TTL_S),
             *limits,
         ]
-        reply = await self._io(self._admit(keys, args))
+        (reply,) = await self._io(self._run(ADMIT, [(keys, args)]))
         return verdict(admission, _outcome(reply))
 
     async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
-        """Settle once per request id in one script; see ``lua/settle.lua``."""
+        """Settle one request; see ``settle_many``."""
+        (settled,) = await self.settle_many([(record, admission)])
+        return settled
+
+    async def settle_many(
+        self, items: Sequence[tuple[SpendRecord, Admission | None]]
+    ) -> list[bool]:
+        """Settle each request once per request id (``lua/settle.lua``, one script each), up to
+        ``PAGE`` per pipeline round trip, after one SADD registering their teams."""
+        settled: list[bool] = []
+        for first in range(0, len(items), PAGE):
+            page = items[first : first + PAGE]
+            teams = sorted({record.team_id for record, _ in page})
+            calls = [self._settle_call(record, admission) for record, admission in page]
+            # Registered first: harmless if a script then fails or finds its record settled.
+            replies = await self._io(self._run(SETTLE, calls, [("SADD", SPEND_TEAMS, *teams)]))
+            settled += [int(reply) == 1 for reply in replies]
+        return settled
+
+    def _settle_call(self, record: SpendRecord, admission: Admission | None) -> _Call:
         team_id = record.team_id
         tag = team_tag(team_id)
         team_prefix = subject_prefix(team_id, "team", team_id)
@@ -220,9 +287,7 @@ class RedisStore:
             *_totals_args(record),
             *(v for pair in record.to_fields().items() for v in pair),
         ]
-        # Registered first: harmless if the script then fails or finds the record settled.
-        await self._call("SADD", SPEND_TEAMS, team_id)
-        return int(await self._io(self._settle(keys, args))) == 1
+        return keys, args
 
     # --- reports -------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The accounting store: one interface, two implementations with the same semantics.
 
 ``RedisStore`` (``redis_store.py``) is the shared one: every replica sees the same keys,
-budgets, windows and ledger, and each admission or settlement is one Lua script (one round
-trip, atomic). ``MemoryStore`` (``memory_store.py``) runs the same rules in-process for a
-single replica with no Redis configured (the demo). Both are tested against one contract.
+budgets, windows and ledger, and each admission or settlement is one Lua script (atomic; one
+round trip per admission, one per batch of settlements). ``MemoryStore``
+(``memory_store.py``) runs the same rules in-process for a single replica with no Redis
+configured (the demo). Both are tested against one contract.
 
 Layout in Redis (every key one script touches shares the team's hash tag, so Redis Cluster
 works unchanged): ``gw:{t:TEAM}:...`` holds the team's and its keys' budget counters, rate
@@ -49,6 +50,15 @@ class Store(Protocol):
         """Turn the reservation into the actual cost (a failed request refunds all of it),
         free the parallel slot, correct TPM, add the day's totals and append the record to
         the ledger, atomically. Idempotent by request id: False when already settled."""
+        ...
+
+    async def settle_many(
+        self, items: Sequence[tuple[SpendRecord, Admission | None]]
+    ) -> list[bool]:
+        """``settle`` each item, in order, in one round trip; one answer per item.
+
+        Each settlement is atomic on its own, the batch is not: on StoreUnavailable some
+        may have been applied, and settling the whole batch again answers False for those."""
         ...
 
     async def spend(

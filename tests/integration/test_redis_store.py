@@ -47,9 +47,9 @@ def ask(request_id: str, *, team: Team = RESEARCH, key: VirtualKey | None = None
     return Admission(request_id, team, key, 1_000, 10, NOON, 30.0)
 
 
-def record(request_id: str, cost: int = 400) -> SpendRecord:
+def record(request_id: str, cost: int = 400, team_id: str = "research") -> SpendRecord:
     return SpendRecord(
-        request_id, NOON + 1, "key_ab12", "research", "chat", "gpt-4o", "openai", "paid",
+        request_id, NOON + 1, "key_ab12", team_id, "chat", "gpt-4o", "openai", "paid",
         7, 3, cost, 0, cost, 900.0, 120.0, 200,
     )  # fmt: skip
 
@@ -155,10 +155,52 @@ def test_the_ledger_is_trimmed_near_its_maximum_length(
     assert 10 <= client.xlen("gw:{t:research}:ledger") <= 110
 
 
+def test_a_batch_of_settlements_is_one_sadd_and_one_script_per_record(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    teams = ("research", "ops", "research", "ml", "ops")
+    batch = [(record(f"r{n}", team_id=t), None) for n, t in enumerate(teams)]
+
+    async def scenario() -> list[bool]:
+        store = RedisStore(redis_server.url)
+        try:
+            assert await store.settle(record("warm-up"), None)  # loads the script
+            client.config_resetstat()
+            return await store.settle_many(batch)
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(scenario()) == [True] * 5
+    stats = client.info("commandstats")
+    assert stats["cmdstat_sadd"]["calls"] == 1
+    assert stats["cmdstat_evalsha"]["calls"] == 5
+    assert client.smembers("gw:spendteams") == {b"research", b"ops", b"ml"}
+
+
+def test_a_script_lost_mid_batch_is_reloaded_and_only_the_refused_records_run_again(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    async def scenario() -> list[list[bool]]:
+        store = RedisStore(redis_server.url, timeout_s=TIMEOUT_S)
+        try:
+            first = await store.settle_many([(record("r1"), None), (record("r2"), None)])
+            client.script_flush()
+            again = [(record(f"r{n}", cost=100), None) for n in range(1, 5)]
+            return [first, await store.settle_many(again)]
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(scenario()) == [[True, True], [False, False, True, True]]
+    assert client.script_exists(_sha(SETTLE_LUA)) == [True]
+    assert client.xlen("gw:{t:research}:ledger") == 4
+    assert client.get("gw:{t:research}:team:research:spent:total") == b"1000"
+
+
 Operation = Callable[[RedisStore], Awaitable[Any]]
 OPERATIONS: dict[str, Operation] = {
     "admit": lambda s: s.admit(ask("r9")),
     "settle": lambda s: s.settle(record("r9"), None),
+    "settle_many": lambda s: s.settle_many([(record("r9"), None), (record("r8"), None)]),
     "spend": lambda s: s.spend("team", NOON, NOON),
     "records": lambda s: s.records(NOON, NOON + 1),
     "spent": lambda s: s.spent("research", None, PeriodIds.at(NOON)),

@@ -254,6 +254,65 @@ def test_settle_is_idempotent_by_request_id(make_store: StoreFactory) -> None:
     run(make_store, scenario)
 
 
+def test_settle_many_answers_per_item_in_order_once_per_request_id(
+    make_store: StoreFactory,
+) -> None:
+    research = team(tpm=1_000, budget_micros={"day": USD})
+    ab12 = key(max_parallel=1)
+
+    async def scenario(store: Store) -> None:
+        held = admission("r1", of=research, key=ab12, reserve=500, tokens=600)
+        assert (await store.admit(held)).admitted
+        batch = [
+            (record("r1", cost=200, tokens=(60, 40)), held),
+            (record("o1", team_id="ops", key_id="k9", cost=70, ts=NOON + 1), None),
+            (record("r1", cost=999, tokens=(500, 500)), held),  # the same request again
+            (record("r2", cost=30, ts=NOON + 2), None),
+        ]
+        assert await store.settle_many(batch) == [True, True, False, True]
+        assert await store.settle_many([]) == []
+
+        periods = PeriodIds.at(NOON)
+        assert await store.spent("research", None, periods) == spent(230, 230, 230)
+        assert await store.spent("research", "key_ab12", periods) == spent(230, 230, 230)
+        assert await store.spent("ops", None, periods) == spent(70, 70, 70)
+        assert await store.spend("team", NOON, NOON) == [
+            SpendRow("research", 2, 60, 40, 230),
+            SpendRow("ops", 1, cost_micros=70),
+        ]
+        found = await store.records(NOON - DAY, NOON + DAY)
+        assert [r.request_id for r in found] == ["r1", "o1", "r2"]
+        assert found[0] == batch[0][0]
+        # r1's slot is free and its tokens corrected to the 100 it used.
+        after = await store.admit(admission("r3", of=research, key=ab12, tokens=0, at=NOON + 3))
+        assert after.admitted
+        assert after.tokens == RateState(1_000, 900, 57.0)
+
+    run(make_store, scenario)
+
+
+def test_settling_a_batch_again_changes_nothing_and_settles_only_the_new_ones(
+    make_store: StoreFactory,
+) -> None:
+    # What the ledger writer does when a batch failed part way: it sends the whole batch again.
+    async def scenario(store: Store) -> None:
+        batch = [
+            (record(f"r{n}", team_id=("research", "ops")[n % 2], cost=10 * n), None)
+            for n in range(1, 7)
+        ]
+        assert await store.settle_many(batch[:3]) == [True] * 3
+        assert await store.settle_many(batch) == [False] * 3 + [True] * 3
+        assert await store.settle_many(batch) == [False] * 6
+        periods = PeriodIds.at(NOON)
+        assert await store.spent("research", None, periods) == spent(120, 120, 120)
+        assert await store.spent("ops", None, periods) == spent(90, 90, 90)
+        assert len(await store.records(NOON - DAY, NOON + DAY)) == 6
+        rows = await store.spend("team", NOON, NOON)
+        assert [(row.group, row.requests) for row in rows] == [("research", 3), ("ops", 3)]
+
+    run(make_store, scenario)
+
+
 def test_a_reservation_settled_after_midnight_adjusts_the_day_it_was_made(
     make_store: StoreFactory,
 ) -> None:
