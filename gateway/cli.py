@@ -69,6 +69,13 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"invalid config: {exc}", file=sys.stderr)
         return 2
+    if args.workers > 1 and not config.accounting.redis_url:
+        print(
+            "invalid config: --workers > 1 needs accounting.redis_url: the embedded store "
+            "lives in one process, so each worker would keep its own keys, budgets and spend",
+            file=sys.stderr,
+        )
+        return 2
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     _describe(config, args)
     multiproc_dir = None
@@ -112,4 +119,5 @@ def _describe(config: Config, args: argparse.Namespace) -> None:
         local,
         args.workers,
     )
-    log.warning("no Redis configured: state (cooldowns, stats) is per process; run one replica")
+    if not config.accounting.redis_url:
+        log.warning("no Redis configured: keys, budgets and spend live in this process only")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 
 from loadtests.fleet import DEMO_CONFIG, DemoFleet, metric_sum, scrape, start_gateway
 from tests.support.clients import sync_client
+from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -22,13 +26,13 @@ def _ok(labels: Mapping[str, str]) -> bool:
 
 
 def test_two_workers_export_the_exact_request_total_whichever_answers_the_scrape(
-    demo_fleet: DemoFleet, tmp_path: Path
+    demo_fleet: DemoFleet, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     with contextlib.ExitStack() as stack:
         gateway = start_gateway(
             stack,
             DEMO_CONFIG,
-            demo_fleet.env(),
+            {**demo_fleet.env(), "REDIS_URL": redis_server.url},
             "--workers",
             "2",
             log_dir=tmp_path,
@@ -46,3 +50,16 @@ def test_two_workers_export_the_exact_request_total_whichever_answers_the_scrape
         totals = {metric_sum(scrape(gateway.url), "gateway_requests_total", _ok) for _ in range(6)}
     assert totals == {REQUESTS}
     assert served_by <= {"qwen-7b-a", "qwen-7b-b"}
+
+
+def test_several_workers_without_redis_refuse_to_start(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(DEMO_CONFIG), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REDIS_URL": ""},
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--workers > 1 needs accounting.redis_url" in done.stderr
