@@ -2,9 +2,10 @@
 a store outage.
 
 Nothing on the request path waits for the store here: ``submit`` appends and returns. The
-writer settles records in arrival order; when the store is down the records stay queued (the
-``gateway_ledger_backlog`` gauge shows how many) and are retried every ``retry_s`` in the same
-order, so no record is lost and none is counted twice (settling is idempotent by request id).
+writer settles records in arrival order, up to 64 per store round trip (``settle_many``); when
+the store is down the records stay queued (the ``gateway_ledger_backlog`` gauge shows how many)
+and are retried every ``retry_s`` in the same order, so no record is lost and none is counted
+twice (settling is idempotent by request id: a batch that failed part way is sent again whole).
 Past ``capacity`` the oldest record is dropped, logged and counted - the one loss allowed, to
 keep a long outage from exhausting memory. ``aclose`` drains what is left, bounded in time.
 Imports: stdlib, ``gateway.metrics`` and ``model``/``store``.
@@ -13,6 +14,7 @@ Imports: stdlib, ``gateway.metrics`` and ``model``/``store``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 
@@ -75,12 +77,16 @@ class LedgerWriter:
                 await asyncio.sleep(self.retry_s)
 
     async def _settle_head(self) -> None:
-        """Settle up to a batch from the head; a record leaves the queue only once settled."""
-        for _ in range(min(_BATCH, len(self._queue))):
-            record, admission = self._queue[0]
-            if not await self.store.settle(record, admission):
-                metrics.LEDGER_DUPLICATES.inc()
-            self._queue.popleft()
+        """Settle up to a batch from the head in one call; its records leave the queue only
+        once the whole batch is acknowledged (on failure it is sent again, whole)."""
+        batch = list(itertools.islice(self._queue, _BATCH))
+        settled = await self.store.settle_many(batch)
+        metrics.LEDGER_DUPLICATES.inc(settled.count(False))
+        for item in batch:
+            # ``submit`` may have dropped some of the batch meanwhile (a full backlog): what
+            # is left of it is still the queue's head, in order.
+            if self._queue and self._queue[0] is item:
+                self._queue.popleft()
         metrics.LEDGER_BACKLOG.set(len(self._queue))
         if not self._queue:
             self._idle.set()
