@@ -18,7 +18,9 @@ Imports: stdlib, ``redis``, ``model``, ``codec``, ``verdicts``, ``store``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import json
 import math
 from collections.abc import Awaitable, Sequence
 from importlib import resources
@@ -35,7 +37,6 @@ from gateway.accounting.codec import (
     GROUPS,
     MONTH_TTL_S,
     RATE_TTL_S,
-    day_of,
     days_between,
     key_from_json,
     key_to_json,
@@ -64,7 +65,6 @@ from gateway.accounting.verdicts import (
     Admitted,
     BudgetUse,
     Refused,
-    Subject,
     WindowUse,
     subjects,
     verdict,
@@ -107,6 +107,16 @@ def team_tag(team_id: str) -> str:
 def subject_prefix(team_id: str, kind: str, name: str) -> str:
     """Where a key's or team's counters live, under the team's hash tag."""
     return f"{team_tag(team_id)}:{kind}:{name}"
+
+
+def periods_at(ts: float) -> PeriodIds:
+    """``PeriodIds.at(ts)``, computed once per UTC day (its ``day`` is ``day_of(ts)``)."""
+    return _periods_of_day(math.floor(ts / 86_400))
+
+
+@functools.lru_cache(maxsize=16)
+def _periods_of_day(day: int) -> PeriodIds:
+    return PeriodIds.at(day * 86_400)
 
 
 def budget_keys(prefix: str, periods: PeriodIds) -> list[str]:
@@ -176,6 +186,15 @@ class RedisStore:
             replies.extend(await self._io(pipe.execute()))
         return replies
 
+    async def _eval(self, script: _Script, call: _Call) -> Any:
+        """EVALSHA ``script`` once; if Redis lost it (NOSCRIPT), load it and run it again."""
+        command = script.command(*call)
+        try:
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            await self._redis.execute_command("SCRIPT", "LOAD", script.text)  # type: ignore[no-untyped-call]
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+
     async def _run(
         self,
         script: _Script,
@@ -212,26 +231,28 @@ class RedisStore:
     async def admit(self, admission: Admission) -> Verdict:
         """Check and reserve in one script; see ``lua/admit.lua``."""
         team_id, now = admission.team.team_id, admission.admitted_at
+        periods = periods_at(now)
         keys: list[str] = []
-        limits: list[str] = []
+        payload: list[object] = [
+            repr(float(now)),
+            admission.request_id,
+            repr(float(now + admission.deadline_s)),
+            admission.tokens,
+            admission.reserve_micros,
+            DAY_TTL_S,
+            MONTH_TTL_S,
+            RATE_TTL_S,
+        ]
         for subject in subjects(admission):
             prefix = subject_prefix(team_id, subject.kind, subject.name)
             keys += [f"{prefix}:slots", f"{prefix}:rpm", f"{prefix}:tpm"]
-            keys += budget_keys(prefix, admission.periods)
-            limits += _limit_args(subject)
-        args = [
-            repr(float(now)),
-            str(math.floor(now)),
-            admission.request_id,
-            repr(float(now + admission.deadline_s)),
-            str(admission.tokens),
-            str(admission.reserve_micros),
-            str(DAY_TTL_S),
-            str(MONTH_TTL_S),
-            str(RATE_TTL_S),
-            *limits,
-        ]
-        (reply,) = await self._io(self._run(ADMIT, [(keys, args)]))
+            keys += budget_keys(prefix, periods)
+            limits = subject.limits
+            budgets = limits.budget_micros
+            payload += [limits.max_parallel, limits.rpm, limits.tpm]
+            payload += [budgets.get("day"), budgets.get("month"), budgets.get("total")]
+        args = [_json(payload)]
+        reply = await self._io(self._eval(ADMIT, (keys, args)))
         return verdict(admission, _outcome(reply))
 
     async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
@@ -260,11 +281,12 @@ class RedisStore:
         team_prefix = subject_prefix(team_id, "team", team_id)
         key_prefix = subject_prefix(team_id, "key", record.key_id)
         if admission is None:
-            periods, delta = PeriodIds.at(record.ts), record.cost_micros
+            periods, delta = periods_at(record.ts), record.cost_micros
         else:
-            periods, delta = admission.periods, record.cost_micros - admission.reserve_micros
-        held_keys, held_modes = _held(team_id, admission)
-        day = day_of(record.ts)
+            periods = periods_at(admission.admitted_at)
+            delta = record.cost_micros - admission.reserve_micros
+        held_keys, held = _held(team_id, admission)
+        day = periods_at(record.ts).day
         keys = [
             f"{tag}:done:{record.request_id}",
             f"{tag}:ledger",
@@ -273,20 +295,23 @@ class RedisStore:
             *budget_keys(key_prefix, periods),
             *held_keys,
         ]
-        args = [
-            str(DONE_TTL_S),
-            str(self.ledger_max_len),
-            "0" if record.key_id == "-" else "1",
-            str(delta),
-            str(DAY_TTL_S),
-            str(MONTH_TTL_S),
-            record.request_id,
-            "" if admission is None else str(math.floor(admission.admitted_at)),
-            "0" if admission is None else str(_tokens(record) - admission.tokens),
-            *held_modes,
-            *_totals_args(record),
-            *(v for pair in record.to_fields().items() for v in pair),
-        ]
+        metrics = record_metrics(record)
+        payload = {
+            "done_ttl": DONE_TTL_S,
+            "day_ttl": DAY_TTL_S,
+            "month_ttl": MONTH_TTL_S,
+            "ledger_max": str(self.ledger_max_len),
+            "charge_key": record.key_id != "-",
+            "delta": delta,
+            "request_id": record.request_id,
+            "second": "" if admission is None else str(math.floor(admission.admitted_at)),
+            "tokens": 0 if admission is None else _tokens(record) - admission.tokens,
+            "held": held,
+            "groups": list(record_groups(record).values()),
+            "metrics": [item for m, v in metrics.items() if v != 0 for item in (m, v)],
+            "entry": [item for pair in record.to_fields().items() for item in pair],
+        }
+        args = [_json(payload)]
         return keys, args
 
     # --- reports -------------------------------------------------------------------------
@@ -429,40 +454,37 @@ class RedisStore:
         await self._redis.aclose()
 
 
-def _limit_args(subject: Subject) -> list[str]:
-    limits = subject.limits
-    values = [limits.max_parallel, limits.rpm, limits.tpm]
-    values += [limits.budget_micros.get(p) for p in PERIODS]
-    return ["" if v is None else str(v) for v in values]
-
-
-def _held(team_id: str, admission: Admission | None) -> tuple[list[str], list[str]]:
-    """The slot and TPM keys of the admission's team and key, and what settle.lua does with
-    each pair: '' nothing (no such subject), '0' free the slot, '1' also correct the TPM."""
+def _held(team_id: str, admission: Admission | None) -> tuple[list[str], list[tuple[bool, bool]]]:
+    """The slot and TPM keys of the admission's team and key, and per subject whether
+    settle.lua frees its slot (it took one) and corrects its TPM (it counted tokens); no
+    subjects without an admission."""
     found = {s.kind: s for s in subjects(admission)} if admission is not None else {}
     keys: list[str] = []
-    modes: list[str] = []
+    held: list[tuple[bool, bool]] = []
     for kind in ("team", "key"):
         subject = found.get(kind)
         prefix = subject_prefix(team_id, kind, "-" if subject is None else subject.name)
         keys += [f"{prefix}:slots", f"{prefix}:tpm"]
-        modes.append("" if subject is None else "0" if subject.limits.tpm is None else "1")
-    return keys, modes
+        if admission is not None:
+            limits = subject.limits if subject is not None else None
+            held.append(
+                (False, False)
+                if limits is None
+                else (limits.max_parallel is not None, limits.tpm is not None)
+            )
+    return keys, held
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _json(value: object) -> str:
+    """A script's arguments as one compact JSON text (Lua's cjson reads it)."""
+    return _JSON.encode(value)
 
 
 def _tokens(record: SpendRecord) -> int:
     return record.input_tokens + record.output_tokens
-
-
-def _totals_args(record: SpendRecord) -> list[str]:
-    """Per grouping: the count of field/value pairs, then the pairs (zeros left out)."""
-    metrics = record_metrics(record)
-    args: list[str] = []
-    for name in record_groups(record).values():
-        pairs = [(f"{m}:{name}", str(v)) for m, v in metrics.items() if v != 0]
-        args.append(str(len(pairs)))
-        args += [item for pair in pairs for item in pair]
-    return args
 
 
 def _outcome(reply: list[Any]) -> Refused | Admitted:

@@ -550,6 +550,32 @@ def test_records_come_back_whole_oldest_first_across_teams_within_the_range(
     run(make_store, scenario)
 
 
+def test_names_with_quotes_backslashes_and_non_ascii_survive_admission_and_settlement(
+    make_store: StoreFactory,
+) -> None:
+    odd = 'ré"search\\ \u00e9\u4e2d\U0001f680'
+    research = team(odd, rpm=5, max_parallel=2)
+    ab12 = key('k"1\\\u00e9', team_id=odd, tpm=1_000)
+
+    async def scenario(store: Store) -> None:
+        held = admission('r"1\\\U0001f680', of=research, key=ab12, reserve=50, tokens=100)
+        assert (await store.admit(held)).admitted
+        settled = replace(
+            record(held.request_id, team_id=odd, key_id=ab12.key_id, cost=40, tokens=(3, 4)),
+            alias='ch"at\\\u00e9',
+            deployment="gpt\t\u4e2d",
+        )
+        assert await store.settle(settled, held)
+        assert await store.records(NOON - DAY, NOON + DAY, odd) == [settled]
+        assert [r.group for r in await store.spend("alias", NOON, NOON, odd)] == [settled.alias]
+        assert [r.group for r in await store.spend("key", NOON, NOON, odd)] == [ab12.key_id]
+        assert await store.spent(odd, ab12.key_id, PeriodIds.at(NOON)) == spent(40, 40, 40)
+        after = await store.admit(admission("r2", of=research, key=ab12, at=NOON + 1))
+        assert after.tokens == RateState(1_000, 993, 59.0)  # corrected to the 7 used
+
+    run(make_store, scenario)
+
+
 # --- teams and keys ---------------------------------------------------------------------
 
 

@@ -7,9 +7,10 @@
 --
 -- KEYS, six per subject: slots (zset request id -> expiry), rpm and tpm (hash epoch second ->
 --   count), spent day, spent month, spent total (integer micro-dollars).
--- ARGV: 1 now (epoch seconds, float), 2 now's epoch second, 3 request id, 4 slot expiry,
---   5 tokens, 6 reserve micros, 7 day counter TTL, 8 month counter TTL, 9 rate hash TTL,
---   then six per subject: max parallel, rpm, tpm, day, month, total budget ('' = no limit).
+-- ARGV[1], one JSON array: now (epoch seconds, a decimal string: it is written as a score
+--   bound as given), request id, slot expiry (a decimal string), tokens, reserve micros, day
+--   counter TTL, month counter TTL, rate hash TTL, then six per subject: max parallel, rpm,
+--   tpm, day, month, total budget (null = no limit).
 -- Reply: refused {0, check (1 parallel, 2 requests, 3 tokens, 4 budget), subject (0-based),
 --   limit, used, period (1 day, 2 month, 3 total; 0), has room (0/1), room second}
 --   or admitted {1, {subject, limit, used, oldest second}... for rpm, the same for tpm,
@@ -17,12 +18,24 @@
 -- Numbers the script computes go to Redis through string.format('%d'), never tostring,
 -- which would write large integers in exponent form.
 
-local now = tonumber(ARGV[1])
-local second = tonumber(ARGV[2])
+local args = cjson.decode(ARGV[1])
+local now_text, request_id, expiry = args[1], args[2], args[3]
+local now = tonumber(now_text)
+local second = math.floor(now)
+local second_text = string.format('%d', second)
 local window_start = second - 59
-local amounts = {'1', ARGV[5]}
-local reserve = tonumber(ARGV[6])
+local amounts = {1, args[4]}
+local reserve = args[5]
+local reserve_text = string.format('%d', reserve)
+local ttls = {string.format('%d', args[6]), string.format('%d', args[7])}
+local rate_ttl = string.format('%d', args[8])
 local subjects = #KEYS / 6
+
+local function limit(s, n)
+  local value = args[8 + s * 6 + n]
+  if value == cjson.null then return nil end
+  return value
+end
 
 local function window(key)
   local flat = redis.call('HGETALL', key)
@@ -37,7 +50,7 @@ local function window(key)
     end
   end
   table.sort(buckets, function(a, b) return a[1] < b[1] end)
-  return buckets, used, stale
+  return {buckets = buckets, used = used, stale = stale}
 end
 
 local function room_at(buckets, need)
@@ -49,73 +62,80 @@ local function room_at(buckets, need)
   return nil
 end
 
+-- Checks. The windows read here are kept for the writes: nothing else runs in between.
+local windows = {}
 for s = 0, subjects - 1 do
-  local k, a = s * 6, 9 + s * 6
-  local max_parallel = tonumber(ARGV[a + 1])
+  local k = s * 6
+  local max_parallel = limit(s, 1)
   if max_parallel then
-    local active = redis.call('ZCOUNT', KEYS[k + 1], '(' .. ARGV[1], '+inf')
+    local active = redis.call('ZCOUNT', KEYS[k + 1], '(' .. now_text, '+inf')
     if active >= max_parallel then return {0, 1, s, max_parallel, active, 0, 0, 0} end
   end
   for r = 1, 2 do
-    local limit = tonumber(ARGV[a + 1 + r])
-    if limit then
-      local amount = tonumber(amounts[r])
-      local buckets, used = window(KEYS[k + 1 + r])
-      if used + amount > limit then
+    local cap = limit(s, 1 + r)
+    if cap then
+      local amount = amounts[r]
+      local seen = window(KEYS[k + 1 + r])
+      windows[k + 1 + r] = seen
+      local used = seen.used
+      if used + amount > cap then
         local room = nil
-        if amount <= limit then room = room_at(buckets, used + amount - limit) end
-        if room then return {0, 1 + r, s, limit, used, 0, 1, room} end
-        return {0, 1 + r, s, limit, used, 0, 0, 0}
+        if amount <= cap then room = room_at(seen.buckets, used + amount - cap) end
+        if room then return {0, 1 + r, s, cap, used, 0, 1, room} end
+        return {0, 1 + r, s, cap, used, 0, 0, 0}
       end
     end
   end
   for p = 1, 3 do
-    local limit = tonumber(ARGV[a + 3 + p])
-    if limit then
+    local cap = limit(s, 3 + p)
+    if cap then
       local used = tonumber(redis.call('GET', KEYS[k + 3 + p]) or '0')
-      if used + reserve > limit then return {0, 4, s, limit, used, p, 0, 0} end
+      if used + reserve > cap then return {0, 4, s, cap, used, p, 0, 0} end
     end
   end
 end
 
+-- Writes.
 local uses = {{}, {}}
 local budgets = {}
 for s = 0, subjects - 1 do
-  local k, a = s * 6, 9 + s * 6
-  if tonumber(ARGV[a + 1]) then
+  local k = s * 6
+  if limit(s, 1) then
     local slots = KEYS[k + 1]
-    redis.call('ZREMRANGEBYSCORE', slots, '-inf', ARGV[1])
-    redis.call('ZADD', slots, ARGV[4], ARGV[3])
+    redis.call('ZREMRANGEBYSCORE', slots, '-inf', now_text)
+    redis.call('ZADD', slots, expiry, request_id)
     local last = redis.call('ZRANGE', slots, -1, -1, 'WITHSCORES')
     local ttl = math.ceil(tonumber(last[2]) - now) + 1
     redis.call('EXPIRE', slots, string.format('%d', ttl))
   end
   for r = 1, 2 do
-    local limit = tonumber(ARGV[a + 1 + r])
-    if limit then
-      local key, amount = KEYS[k + 1 + r], tonumber(amounts[r])
-      local buckets, used, stale = window(key)
-      if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-      if amount > 0 then redis.call('HINCRBY', key, ARGV[2], amounts[r]) end
-      redis.call('EXPIRE', key, ARGV[9])
+    local cap = limit(s, 1 + r)
+    if cap then
+      local key, amount = KEYS[k + 1 + r], amounts[r]
+      local seen = windows[k + 1 + r]
+      if #seen.stale > 0 then redis.call('HDEL', key, unpack(seen.stale)) end
+      if amount > 0 then
+        redis.call('HINCRBY', key, second_text, string.format('%d', amount))
+      end
+      redis.call('EXPIRE', key, rate_ttl)
       local oldest = nil
-      if #buckets > 0 then oldest = buckets[1][1] end
+      if #seen.buckets > 0 then oldest = seen.buckets[1][1] end
       if amount > 0 and (oldest == nil or second < oldest) then oldest = second end
       local list = uses[r]
       list[#list + 1] = s
-      list[#list + 1] = limit
-      list[#list + 1] = used + amount
+      list[#list + 1] = cap
+      list[#list + 1] = seen.used + amount
       list[#list + 1] = oldest or second
     end
   end
   for p = 1, 3 do
-    local used = redis.call('INCRBY', KEYS[k + 3 + p], ARGV[6])
-    if p < 3 then redis.call('EXPIRE', KEYS[k + 3 + p], ARGV[6 + p]) end
-    local limit = tonumber(ARGV[a + 3 + p])
-    if limit then
+    local used = redis.call('INCRBY', KEYS[k + 3 + p], reserve_text)
+    if p < 3 then redis.call('EXPIRE', KEYS[k + 3 + p], ttls[p]) end
+    local cap = limit(s, 3 + p)
+    if cap then
       budgets[#budgets + 1] = s
       budgets[#budgets + 1] = p
-      budgets[#budgets + 1] = limit
+      budgets[#budgets + 1] = cap
       budgets[#budgets + 1] = used
     end
   end
