@@ -12,7 +12,7 @@ Layout: ``gw:{t:TEAM}:{team|key}:ID:{slots|rpm|tpm|spent:day:D|spent:month:M|spe
 ``gw:{t:TEAM}:done:REQUEST``, ``gw:{t:TEAM}:spend:DAY:GROUPING`` (hash ``metric:name``),
 ``gw:{t:TEAM}:ledger`` (stream); ``gw:team:ID`` + ``gw:teams``, ``gw:key:ID`` + ``gw:keys``,
 ``gw:keyhash:SHA`` -> key id; ``gw:spendteams`` (teams with settled spend). No KEYS command.
-Imports: stdlib, ``redis``, ``model``, ``codec``, ``verdicts``, ``store``.
+Imports: stdlib, ``redis``, ``hiredis``, ``model``, ``codec``, ``verdicts``, ``store``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ import json
 import math
 from collections.abc import Awaitable, Sequence
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
@@ -99,6 +101,26 @@ ADMIT = _Script(ADMIT_LUA)
 SETTLE = _Script(SETTLE_LUA)
 
 
+class _HiredisPacking:
+    """Packs commands with hiredis (C) rather than redis-py's asyncio packer (Python, a few
+    microseconds per argument: most of a script call's client CPU). Same bytes on the wire."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        # As redis-py does: a command name given with its subcommand ("SCRIPT LOAD") is split.
+        if isinstance(first, str):
+            args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+
+def _packing_with_hiredis(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``base`` (the URL's connection class: TCP, TLS or unix socket) packing with hiredis."""
+    packing = type(f"Hiredis{base.__name__}", (_HiredisPacking, base), {})
+    return cast(type[AbstractConnection], packing)
+
+
 def team_tag(team_id: str) -> str:
     """The prefix of every key a team's scripts touch (one Cluster hash slot)."""
     return f"gw:{{t:{team_id}}}"
@@ -160,6 +182,7 @@ class RedisStore:
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
+        pool.connection_class = _packing_with_hiredis(pool.connection_class)
         self._redis: Redis = Redis.from_pool(pool)
 
     async def _io(self, pending: Awaitable[T]) -> T:

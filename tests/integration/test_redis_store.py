@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.asyncio.connection import Connection
 
 from gateway.accounting.model import (
     Admission,
@@ -24,7 +25,12 @@ from gateway.accounting.model import (
     Team,
     VirtualKey,
 )
-from gateway.accounting.redis_store import ADMIT_LUA, SETTLE_LUA, RedisStore
+from gateway.accounting.redis_store import (
+    ADMIT_LUA,
+    SETTLE_LUA,
+    RedisStore,
+    _packing_with_hiredis,
+)
 from gateway.accounting.store import StoreUnavailable
 from tests.support.redis_server import RedisServer
 
@@ -52,6 +58,25 @@ def record(request_id: str, cost: int = 400, team_id: str = "research") -> Spend
         request_id, NOON + 1, "key_ab12", team_id, "chat", "gpt-4o", "openai", "paid",
         7, 3, cost, 0, cost, 900.0, 120.0, 200,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("SCRIPT LOAD", "return 1"),
+        (b"CLIENT SETNAME", "gw"),
+        ("EVALSHA", "ab12", "1", 'k\u00e9y"\\', "x" * 7_000, 10**20, -5, 0.1, NOON + 0.125),
+        ("XADD", "gw:{t:r}:ledger", "*", b"raw", "\U0001f680", ""),
+    ],
+    ids=["subcommand", "bytes-subcommand", "script-call", "stream-entry"],
+)
+def test_commands_are_packed_with_hiredis_to_the_bytes_redis_py_sends(
+    command: tuple[Any, ...],
+) -> None:
+    hiredis_packing = _packing_with_hiredis(Connection)()
+    assert b"".join(hiredis_packing.pack_command(*command)) == b"".join(
+        Connection().pack_command(*command)
+    )
 
 
 def test_200_concurrent_admissions_admit_exactly_as_many_as_the_budget_holds(
