@@ -202,6 +202,27 @@ def test_a_batch_of_settlements_is_one_sadd_and_one_script_per_record(
     assert client.smembers("gw:spendteams") == {b"research", b"ops", b"ml"}
 
 
+def test_a_long_batch_goes_in_pipelines_of_64_settlements(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    batch = [(record(f"r{n}", cost=1), None) for n in range(150)]
+
+    async def scenario() -> list[bool]:
+        store = RedisStore(redis_server.url)
+        try:
+            assert await store.settle(record("warm-up", cost=0), None)  # loads the script
+            client.config_resetstat()
+            return await store.settle_many(batch)
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(scenario()) == [True] * 150
+    stats = client.info("commandstats")
+    assert stats["cmdstat_sadd"]["calls"] == 3  # one per pipeline: 64 + 64 + 22
+    assert stats["cmdstat_evalsha"]["calls"] == 150
+    assert client.get("gw:{t:research}:team:research:spent:total") == b"150"
+
+
 def test_a_script_lost_mid_batch_is_reloaded_and_only_the_refused_records_run_again(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
