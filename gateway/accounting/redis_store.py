@@ -177,12 +177,13 @@ class RedisStore:
         self.ledger_max_len = ledger_max_len
         # Past max_connections a call waits for a free connection (within its deadline)
         # instead of failing at once. No client-side retries: a retried script could count
-        # an admission twice.
+        # an admission twice. No socket timeout: every call runs under ``_io``'s deadline
+        # (redis-py drops a connection whose read or write it interrupts), and redis-py would
+        # wrap each write in a task for it, a large part of a call's CPU.
         pool = BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
             timeout=timeout_s,
-            socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,

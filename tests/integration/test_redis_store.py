@@ -321,6 +321,37 @@ def test_a_hung_server_is_store_unavailable_after_the_timeout_then_recovers(
     assert {name: wait for name, wait in waits.items() if wait > FAST_FAILURE_S} == {}
 
 
+def test_no_call_reads_the_late_reply_of_a_call_its_deadline_interrupted(
+    redis_server: RedisServer,
+) -> None:
+    ops = Team("ops", Limits(rpm=1_000))
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url, timeout_s=TIMEOUT_S, max_connections=4)
+        try:
+            await store.save_team(RESEARCH)
+            await store.save_key(KEY)
+            os.kill(redis_server.pid, signal.SIGSTOP)
+            try:
+                for name, operation in OPERATIONS.items():
+                    if name not in ("delete_team", "delete_key"):
+                        await fails_fast(store, operation)
+            finally:
+                os.kill(redis_server.pid, signal.SIGCONT)
+            await asyncio.sleep(0.2)  # the interrupted calls' replies arrive now
+            for n in range(20):
+                assert await store.team("research") == RESEARCH
+                verdict = await store.admit(ask(f"late{n}", team=ops))
+                assert verdict.admitted and verdict.requests is not None
+                assert verdict.requests.remaining == 1_000 - n - 1
+                assert await store.keys() == [KEY]
+                assert await store.settle(record(f"late{n}", team_id="ops"), None)
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_a_flushed_script_cache_is_reloaded_transparently(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
