@@ -19,6 +19,7 @@ import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from time import monotonic
 from time import time as _wall
 from typing import Any
 
@@ -206,6 +207,7 @@ class Accounting:
         self,
         principal: Principal,
         request_id: str,
+        alias: str,
         plan: Sequence[Deployment],
         *,
         prompt_bound: int,
@@ -213,7 +215,8 @@ class Accounting:
         output_bound: int | None,
         now_mono: float,
     ) -> Ticket:
-        """Reserve the worst case and take the rate-limit slots; 429 when something is full."""
+        """Reserve the worst case and take the rate-limit slots; 429 when something is full
+        (the refusal is a ledger record too: status 429, nothing spent)."""
         outputs = output_bound if output_bound is not None else self._output_bound(plan)
         admission = Admission(
             request_id=request_id,
@@ -236,6 +239,9 @@ class Accounting:
         if not verdict.admitted:
             reason = verdict.refusal or "budget"
             metrics.child(metrics.ACCOUNTING_REFUSALS, principal.team.team_id, reason).inc()
+            took = monotonic() - now_mono
+            refused = Outcome(request_id, alias, None, None, False, 429, took, None, 0.0, 0.0)
+            self.finish(Ticket(principal, None, []), refused)
             raise refusal(verdict)
         return Ticket(principal, admission, rate_headers(verdict))
 
@@ -246,7 +252,7 @@ class Accounting:
     def _store_down(self, principal: Principal, exc: Exception | None) -> Ticket:
         if exc is not None:
             log.warning(
-                "accounting store unavailable (%s); admitting %s",
+                "accounting store unavailable (%s); when_store_down: %s",
                 exc,
                 self.settings.when_store_down,
             )

@@ -118,6 +118,7 @@ class _Exchange:
         self.ticket = await self.accounting.admit(
             intake.principal,
             request_id,
+            self.alias,
             self.dispatcher.plan(routing),
             prompt_bound=len(intake.body),  # a token is at least a byte of the body
             tokens_estimate=routing.features.prompt_tokens,
