@@ -3,8 +3,8 @@ proxied natively over one pooled, keep-alive ``aiohttp.ClientSession`` per proce
 
 aiohttp was chosen by measurement: on this machine kind plain ``httpx.AsyncClient`` collapses
 to ~550 req/s where aiohttp passthrough does 3-5k (DESIGN.md). Bodies go upstream as the
-client sent them, with ``model`` spliced (see ``body.py``); streams are relayed event by
-event. Imports: aiohttp and ``gateway.upstreams``.
+client sent them, with ``model`` spliced (see ``body.py``) and the gateway's request id as
+``X-Request-Id``; streams are relayed event by event. Imports: aiohttp and ``gateway.upstreams``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class OpenAICompatUpstream:
             return await self._session.post(
                 target.urls[call.endpoint],
                 data=body,
-                headers=target.headers,
+                # vLLM takes X-Request-Id as its own request id: logs on both sides match.
+                headers={**target.headers, "X-Request-Id": call.request_id},
                 timeout=target.timeout,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
