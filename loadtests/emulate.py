@@ -55,6 +55,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=textgen.DEFAULT_TRACE,
         help="Azure LLM trace CSV whose GeneratedTokens give output lengths",
     )
+    parser.add_argument(
+        "--request-log",
+        type=Path,
+        default=None,
+        help="append one JSON line per request answered (X-Request-Id, model, tokens, status)",
+    )
 
 
 def _paid(parser: argparse.ArgumentParser, models: str) -> None:
@@ -115,6 +121,7 @@ def build_app(args: argparse.Namespace) -> Router:
                 seed=args.seed,
                 trace=args.trace,
                 faults=faults,
+                request_log=args.request_log,
             )
         )
     from loadtests.emulators.paid import PaidConfig
@@ -128,6 +135,7 @@ def build_app(args: argparse.Namespace) -> Router:
         faults=faults,
         rate_limit_rate=args.rate_limit_rate,
         error_rate=args.error_rate,
+        request_log=args.request_log,
     )
     if args.kind == "openai":
         from loadtests.emulators.openai_api import build_app as openai_app

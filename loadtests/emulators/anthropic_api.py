@@ -7,7 +7,8 @@ in Anthropic's order: message_start, content_block_start, ping, content_block_de
 message_stop. Errors use ``{"type":"error","error":{type, message},"request_id"}``: 404
 ``not_found_error``, 429 ``rate_limit_error`` with ``retry-after``, 500 ``api_error`` and
 529 ``overloaded_error``. Latency: ``paid`` (paid_latency.md section 4: Claude Haiku 4.5
-0.92 s / 0.25 / 53 tok/s, Claude Sonnet 4.5 1.80 s / 0.25 / 63 tok/s).
+0.92 s / 0.25 / 53 tok/s, Claude Sonnet 4.5 1.80 s / 0.25 / 63 tok/s). With
+``--request-log``, every request is a line in that file (``request_log``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from loadtests.emulators.asgi import (
 )
 from loadtests.emulators.openai_request import BadRequest, GenerationRequest, parse_object
 from loadtests.emulators.paid import PaidBackend, PaidConfig, Plan, ProviderFault, profile_for
+from loadtests.emulators.request_log import Progress
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
@@ -180,6 +182,7 @@ class AnthropicEmulator:
     ) -> None:
         body = error_body(err_type, message)
         await respond(request.send, status, body, [*self._headers(), *extra])
+        self.backend.log.write(request, status)
 
     async def _refused(self, request: Request) -> GenerationRequest | None:
         """Check auth, body, model and provider faults; answer and return None on refusal."""
@@ -225,14 +228,24 @@ class AnthropicEmulator:
         profile = profile_for(params.model)
         plan = self.backend.plan(params, profile)
         mid = "msg_01" + secrets.token_hex(11)
-        work = self._reply(request, mid, profile.snapshot, params, plan)
-        if not self.backend.paced:
-            await work
-        elif await cancel_on_disconnect(request, work):
-            print(f"aborted {mid}: client disconnected", flush=True)
+        progress = Progress()
+        work = self._reply(request, mid, profile.snapshot, params, plan, progress)
+        try:
+            if not self.backend.paced:
+                await work
+            elif await cancel_on_disconnect(request, work):
+                print(f"aborted {mid}: client disconnected", flush=True)
+        finally:
+            self.backend.log.finish(request, progress, params.prompt_tokens)
 
     async def _reply(
-        self, request: Request, mid: str, model: str, params: GenerationRequest, plan: Plan
+        self,
+        request: Request,
+        mid: str,
+        model: str,
+        params: GenerationRequest,
+        plan: Plan,
+        progress: Progress,
     ) -> None:
         await asyncio.sleep(plan.first_token_s)
         if not params.stream:
@@ -246,14 +259,19 @@ class AnthropicEmulator:
                 len(plan.tokens),
             )
             await respond(request.send, 200, dumps(body), self._headers())
+            progress.status, progress.completion_tokens, progress.done = 200, len(plan.tokens), True
             return
         await start_stream(request.send, [*self._headers(), (b"cache-control", b"no-cache")])
+        progress.status = 200
         events = list(stream_events(mid, model, params.prompt_tokens, plan))
         first_delta = 3
         for index, event in enumerate(events):
             if first_delta < index < first_delta + len(plan.tokens):
                 await asyncio.sleep(plan.token_interval_s)
             await send_bytes(request.send, event, last=index == len(events) - 1)
+            if first_delta <= index < first_delta + len(plan.tokens):
+                progress.completion_tokens += 1
+        progress.done = True
 
 
 def build_app(config: PaidConfig) -> Router:

@@ -1,6 +1,7 @@
 """Fault knobs shared by every emulator: fail, hang, and die after N requests.
 
-- ``fail_rate``: that fraction of requests gets a 500 before any byte of a reply.
+- ``fail_rate``: that fraction of requests gets a 500 before any byte of a reply (written to
+  the request log, if any).
 - ``hang_rate``: that fraction is accepted and never answered, until the client gives up.
 - ``die_after``: the process exits (status 3) right after answering its N-th request, as a
   worker that crashes.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from loadtests.emulators.asgi import Handler, Headers, Request, respond, wait_for_disconnect
+from loadtests.emulators.request_log import RequestLog
 
 DIE_EXIT_STATUS = 3
 _EXIT_DELAY_S = 0.05  # lets the transport flush the last reply before the process goes
@@ -45,9 +47,12 @@ class FaultKnobs:
 class Faults:
     """Draws a fault per request and counts answered requests for ``die_after``."""
 
-    def __init__(self, knobs: FaultKnobs, rng: random.Random) -> None:
+    def __init__(
+        self, knobs: FaultKnobs, rng: random.Random, log: RequestLog | None = None
+    ) -> None:
         self.knobs = knobs
         self.rng = rng
+        self.log = log
         self.answered = 0
 
     def draw(self) -> Fault:
@@ -87,6 +92,8 @@ class Faults:
             if fault is Fault.FAIL:
                 status, body, headers = fail_reply
                 await respond(request.send, status, body, headers)
+                if self.log is not None:
+                    self.log.write(request, status)
             else:
                 await handler(request)
             self.answered_one()

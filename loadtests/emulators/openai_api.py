@@ -8,7 +8,8 @@ finishing chunk, with ``stream_options.include_usage`` ``"usage":null`` on every
 is left out.) Errors in OpenAI's envelope: 401 ``invalid_api_key`` without a Bearer token,
 404 ``model_not_found``, 429 ``rate_limit_exceeded`` with ``retry-after``, 500/503
 ``server_error``. Every reply carries ``x-request-id``, ``openai-processing-ms`` and the
-``x-ratelimit-*`` headers. Latency: ``paid`` (paid_latency.md section 4).
+``x-ratelimit-*`` headers. Latency: ``paid`` (paid_latency.md section 4). With
+``--request-log``, every request is a line in that file (``request_log``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from loadtests.emulators.openai_request import (
     parse_embedding,
 )
 from loadtests.emulators.paid import PaidBackend, PaidConfig, Plan, ProviderFault, profile_for
+from loadtests.emulators.request_log import Progress
 
 EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 
@@ -108,6 +110,7 @@ class OpenAIEmulator:
         await asyncio.sleep(self.backend.ttft_s(profile_for(params.model), prompt))
         body = openai_wire.embeddings_body(params.model, vectors, prompt)
         await respond(request.send, 200, body, self._headers(started))
+        self.backend.log.write(request, 200, prompt_tokens=prompt)
 
     def _headers(self, started: float, tokens: int = 0) -> Headers:
         elapsed_ms = int((time.perf_counter() - started) * 1000)
@@ -131,6 +134,7 @@ class OpenAIEmulator:
     ) -> None:
         body = openai_wire.error_body(message, err_type, param, code)
         await respond(request.send, status, body, [*self._headers(started), *extra])
+        self.backend.log.write(request, status)
 
     async def _authorized(self, request: Request, started: float) -> bool:
         auth = request.header(b"authorization")
@@ -191,14 +195,23 @@ class OpenAIEmulator:
             chat,
             params,
         )
-        work = self._reply(request, started, writer, plan)
-        if not self.backend.paced:
-            await work
-        elif await cancel_on_disconnect(request, work):
-            print(f"aborted {writer.rid}: client disconnected", flush=True)
+        progress = Progress()
+        work = self._reply(request, started, writer, plan, progress)
+        try:
+            if not self.backend.paced:
+                await work
+            elif await cancel_on_disconnect(request, work):
+                print(f"aborted {writer.rid}: client disconnected", flush=True)
+        finally:
+            self.backend.log.finish(request, progress, params.prompt_tokens)
 
     async def _reply(
-        self, request: Request, started: float, writer: openai_wire.Writer, plan: Plan
+        self,
+        request: Request,
+        started: float,
+        writer: openai_wire.Writer,
+        plan: Plan,
+        progress: Progress,
     ) -> None:
         tokens = writer.params.prompt_tokens + len(plan.tokens)
         await asyncio.sleep(plan.first_token_s)
@@ -206,14 +219,19 @@ class OpenAIEmulator:
             await asyncio.sleep(plan.token_interval_s * max(0, len(plan.tokens) - 1))
             body = writer.response(plan.tokens, plan.finish)
             await respond(request.send, 200, body, self._headers(started, tokens))
+            progress.status, progress.completion_tokens, progress.done = 200, len(plan.tokens), True
             return
         await start_stream(request.send, self._headers(started, tokens))
+        progress.status = 200
         events = writer.events(plan.tokens, plan.finish)
         first_token = 1 if writer.chat else 0
         for index, event in enumerate(events):
             if first_token < index < first_token + len(plan.tokens):
                 await asyncio.sleep(plan.token_interval_s)
             await send_bytes(request.send, event, last=index == len(events) - 1)
+            if first_token <= index < first_token + len(plan.tokens):
+                progress.completion_tokens += 1
+        progress.done = True
 
 
 def build_app(config: PaidConfig) -> Router:

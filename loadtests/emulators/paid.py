@@ -19,6 +19,7 @@ from pathlib import Path
 from loadtests.emulators import textgen
 from loadtests.emulators.faults import FaultKnobs, Faults
 from loadtests.emulators.openai_request import GenerationRequest
+from loadtests.emulators.request_log import RequestLog
 
 PROMPT_REFERENCE_TOKENS = 1000
 PROMPT_ALPHA = 0.3
@@ -78,6 +79,7 @@ class PaidConfig:
     faults: FaultKnobs = field(default_factory=FaultKnobs)
     rate_limit_rate: float = 0.0
     error_rate: float = 0.0
+    request_log: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ class PaidBackend:
     def __init__(self, config: PaidConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
-        self.faults = Faults(config.faults, random.Random(config.seed + 1))
+        self.log = RequestLog(config.request_log)
+        self.faults = Faults(config.faults, random.Random(config.seed + 1), self.log)
         self.lengths = textgen.load_output_lengths(config.trace)
 
     @property

@@ -10,7 +10,7 @@ cost). ``--time-scale`` multiplies every delay; ``--zero-latency`` skips the eng
 (the overhead benchmark's upstream). Output text and lengths: ``textgen`` (lengths from the
 Azure 2023 conversation trace, PROVENANCE.md section 1a). A client that disconnects cancels
 its generation: the sequence leaves the running set and ``emulator_aborted_requests_total``
-counts it.
+counts it. With ``--request-log``, every request is a line in that file (``request_log``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from loadtests.emulators.openai_request import (
     parse_completion,
     parse_embedding,
 )
+from loadtests.emulators.request_log import Progress, RequestLog
 from loadtests.emulators.vllm_metrics import CONTENT_TYPE, WorkerMetrics
 from policies.worker_latency import PROFILES
 
@@ -62,6 +63,7 @@ class WorkerConfig:
     trace: Path = textgen.DEFAULT_TRACE
     faults: FaultKnobs = field(default_factory=FaultKnobs)
     embedding_dimensions: int = 1024
+    request_log: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,8 @@ class Worker:
         self.engine = Engine(profile, seqs, config.time_scale) if paced else None
         self.metrics = WorkerMetrics(config.model, lambda: self.engine)
         self.lengths = textgen.load_output_lengths(config.trace)
-        self.faults = Faults(config.faults, random.Random(config.seed))
+        self.log = RequestLog(config.request_log)
+        self.faults = Faults(config.faults, random.Random(config.seed), self.log)
         created = int(time.time())
         self.models = vllm_wire.models_body(
             config.model, created, config.max_model_len, f"modelperm-{uuid.uuid4().hex}"
@@ -148,11 +151,13 @@ class Worker:
             f"embd-{uuid.uuid4().hex}", int(time.time()), params.model, vectors, prompt
         )
         await respond(request.send, 200, body)
+        self.log.write(request, 200, prompt_tokens=prompt)
 
     async def _reject(self, request: Request, exc: BadRequest) -> None:
         status = 404 if isinstance(exc, UnknownModel) else 400
         err_type = "NotFoundError" if status == 404 else "BadRequestError"
         await respond(request.send, status, vllm_wire.error_body(exc.message, err_type, status))
+        self.log.write(request, status)
 
     def _check_model(self, model: str) -> None:
         if model != self.config.model:
@@ -187,27 +192,35 @@ class Worker:
             await self._reject(request, exc)
             return
         started = time.perf_counter()
-        if self.engine is None:
-            await self._emit(request, output, chat, None)
-        elif await cancel_on_disconnect(request, self._emit(request, output, chat, self.engine)):
-            self.metrics.aborted.inc()
-            self.metrics.success["abort"].inc()
-            sys.stderr.write(f"aborted {output.rid}: client disconnected\n")
-            return
+        progress = Progress()
+        try:
+            if self.engine is None:
+                await self._emit(request, output, chat, None, progress)
+            elif await cancel_on_disconnect(
+                request, self._emit(request, output, chat, self.engine, progress)
+            ):
+                self.metrics.aborted.inc()
+                self.metrics.success["abort"].inc()
+                sys.stderr.write(f"aborted {output.rid}: client disconnected\n")
+                return
+        finally:
+            self.log.finish(request, progress, output.request.prompt_tokens)
         self.metrics.e2e.observe(time.perf_counter() - started)
         self.metrics.success[output.finish].inc()
 
-    async def _emit(self, request: Request, out: Output, chat: bool, engine: Engine | None) -> None:
+    async def _emit(
+        self, request: Request, out: Output, chat: bool, engine: Engine | None, progress: Progress
+    ) -> None:
         m = self.metrics
         prompt = out.request.prompt_tokens
         m.prompt_tokens.inc(prompt)
         if engine is None:
-            await self._send(request, out, chat, None, None)
+            await self._send(request, out, chat, None, None, progress)
             m.generation_tokens.inc(len(out.tokens))
             return
         async with engine.sequence(prompt) as seq:
             try:
-                await self._send(request, out, chat, engine, seq)
+                await self._send(request, out, chat, engine, seq, progress)
             finally:
                 m.generation_tokens.inc(seq.generated)
 
@@ -218,13 +231,14 @@ class Worker:
         chat: bool,
         engine: Engine | None,
         seq: Sequence | None,
+        progress: Progress,
     ) -> None:
         started = time.perf_counter()
         if engine is not None and seq is not None:
             await engine.prefill(seq)
             self.metrics.ttft.observe(time.perf_counter() - started)
         if out.request.stream:
-            await self._stream(request, out, chat, engine, seq)
+            await self._stream(request, out, chat, engine, seq, progress)
             return
         if engine is not None and seq is not None:
             remaining = len(out.tokens) - 1
@@ -245,6 +259,7 @@ class Worker:
             len(out.tokens),
         )
         await respond(request.send, 200, body)
+        progress.status, progress.completion_tokens, progress.done = 200, len(out.tokens), True
 
     async def _stream(
         self,
@@ -253,11 +268,13 @@ class Worker:
         chat: bool,
         engine: Engine | None,
         seq: Sequence | None,
+        progress: Progress,
     ) -> None:
         started = time.perf_counter()
         events = list(stream_events(out, chat))
         first_token = 1 if chat else 0
         await start_stream(request.send)
+        progress.status = 200
         for index, event in enumerate(events):
             if (
                 engine is not None
@@ -268,6 +285,9 @@ class Worker:
                 await engine.decode(seq, 1)
                 self.metrics.itl.observe(time.perf_counter() - tick)
             await send_bytes(request.send, event, last=index == len(events) - 1)
+            if first_token <= index < first_token + len(out.tokens):
+                progress.completion_tokens += 1
+        progress.done = True
         if engine is not None:
             self._observe_tpot(started, len(out.tokens))
 
