@@ -2,10 +2,12 @@
 a store outage.
 
 Nothing on the request path waits for the store here: ``submit`` appends and returns. The
-writer settles records in arrival order, up to 64 per store round trip (``settle_many``); when
-the store is down the records stay queued (the ``gateway_ledger_backlog`` gauge shows how many)
-and are retried every ``retry_s`` in the same order, so no record is lost and none is counted
-twice (settling is idempotent by request id: a batch that failed part way is sent again whole).
+writer settles records in arrival order, up to 64 per store round trip (``settle_many``),
+letting a partial batch gather for ``linger_s`` (10 ms) unless a record in it holds a parallel
+slot; when the store is down the records stay queued (the ``gateway_ledger_backlog`` gauge
+shows how many) and are retried every ``retry_s`` in the same order, so no record is lost and
+none is counted twice (settling is idempotent by request id: a batch that failed part way is
+sent again whole).
 Past ``capacity`` the oldest record is dropped, logged and counted - the one loss allowed, to
 keep a long outage from exhausting memory. ``aclose`` drains what is left, bounded in time.
 Imports: stdlib, ``gateway.metrics`` and ``model``/``store``.
@@ -24,21 +26,30 @@ from gateway.accounting.store import Store, StoreUnavailable
 
 log = logging.getLogger("gateway.ledger")
 _BATCH = 64
+LINGER_S = 0.01
+"""How long a partial batch waits for more records (one round trip then settles many)."""
 
 
 class LedgerWriter:
     """Settles finished requests in order, retrying through store outages."""
 
-    def __init__(self, store: Store, *, capacity: int, retry_s: float) -> None:
+    def __init__(
+        self, store: Store, *, capacity: int, retry_s: float, linger_s: float = LINGER_S
+    ) -> None:
         self.store = store
         self.capacity = capacity
         self.retry_s = retry_s
+        self.linger_s = linger_s
         self._queue: deque[tuple[SpendRecord, Admission | None]] = deque()
+        self._urgent = False
+        """A queued record holds a parallel slot: its batch goes without lingering."""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._flushing = 0
+        """Callers waiting in ``flush``: no lingering meanwhile."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -52,6 +63,7 @@ class LedgerWriter:
                 "ledger backlog full (%d): dropped record %s", self.capacity, dropped.request_id
             )
         self._queue.append((record, admission))
+        self._urgent = self._urgent or _holds_slot(admission)
         metrics.LEDGER_BACKLOG.set(len(self._queue))
         self._idle.clear()
         self._wake.set()
@@ -68,6 +80,7 @@ class LedgerWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self._linger()
             try:
                 await self._settle_head()
             except StoreUnavailable as exc:
@@ -75,6 +88,21 @@ class LedgerWriter:
                     return
                 log.warning("ledger: store unavailable (%s); %d queued", exc, len(self._queue))
                 await asyncio.sleep(self.retry_s)
+
+    async def _linger(self) -> None:
+        """Give a partial batch up to ``linger_s`` to fill: at a few hundred requests a second
+        that is one round trip for many records instead of one each. Not when a record holds
+        a parallel slot (the next request of a sequential client needs it back) or the writer
+        is flushing or closing. Budgets and TPM are settled that much later; their
+        reservations hold the worst case meanwhile."""
+        deadline = asyncio.get_running_loop().time() + self.linger_s
+        while len(self._queue) < _BATCH and not (self._urgent or self._flushing or self._closing):
+            self._wake.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
+            except TimeoutError:
+                return
 
     async def _settle_head(self) -> None:
         """Settle up to a batch from the head in one call; its records leave the queue only
@@ -87,16 +115,22 @@ class LedgerWriter:
             # is left of it is still the queue's head, in order.
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
+        self._urgent = any(_holds_slot(a) for _, a in itertools.islice(self._queue, _BATCH))
         metrics.LEDGER_BACKLOG.set(len(self._queue))
         if not self._queue:
             self._idle.set()
 
     async def flush(self, timeout_s: float) -> bool:
-        """Wait until everything queued so far is settled; False if time ran out."""
+        """Wait until everything queued so far is settled (without lingering); False if time
+        ran out."""
+        self._flushing += 1
+        self._wake.set()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
         except TimeoutError:
             return False
+        finally:
+            self._flushing -= 1
         return True
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
@@ -112,3 +146,12 @@ class LedgerWriter:
                 pass
         if not drained:
             log.error("ledger: %d records not settled at shutdown", len(self._queue))
+
+
+def _holds_slot(admission: Admission | None) -> bool:
+    """Whether the admission took a parallel slot (of its key or its team)."""
+    if admission is None:
+        return False
+    key = admission.key
+    team_slot = admission.team.limits.max_parallel is not None
+    return team_slot or (key is not None and key.limits.max_parallel is not None)

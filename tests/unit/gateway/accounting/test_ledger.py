@@ -1,9 +1,11 @@
-"""LedgerWriter: settles in arrival order, a batch per store call, and loses nothing to a failed
-or slow batch (only what a full backlog drops, counted)."""
+"""LedgerWriter: settles in arrival order, a batch per store call (a partial one lingers briefly
+for more, unless it frees a parallel slot), and loses nothing to a failed or slow batch (only
+what a full backlog drops, counted)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -11,7 +13,14 @@ from prometheus_client import REGISTRY
 
 from gateway.accounting.ledger import LedgerWriter
 from gateway.accounting.memory_store import MemoryStore
-from gateway.accounting.model import Admission, PeriodIds, SpendRecord
+from gateway.accounting.model import (
+    Admission,
+    Limits,
+    PeriodIds,
+    SpendRecord,
+    Team,
+    VirtualKey,
+)
 from gateway.accounting.store import StoreUnavailable
 
 NOON = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()
@@ -50,6 +59,21 @@ class Recording(MemoryStore):
 
 def counter(name: str) -> float:
     return REGISTRY.get_sample_value(f"{name}_total") or 0.0
+
+
+def admitted(n: int, max_parallel: int | None = None) -> Admission:
+    key = VirtualKey("key_ab12", "h", "research", limits=Limits(max_parallel=max_parallel))
+    return Admission(f"r{n}", Team("research"), key, 100, 10, NOON + n, 30.0)
+
+
+async def settled_within(writer: LedgerWriter, seconds: float) -> bool:
+    """Whether the queue empties within ``seconds`` (without ``flush``, which skips lingering)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while len(writer):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
 
 
 def test_records_are_settled_in_arrival_order_in_batches_of_up_to_64() -> None:
@@ -111,3 +135,53 @@ def test_records_dropped_while_a_batch_is_in_flight_take_no_unsettled_record_wit
     store = asyncio.run(scenario())
     assert store.batches == [["r0", "r1", "r2"], ["r3", "r4", "r5"]]
     assert counter("gateway_ledger_dropped") - dropped_before == 2
+
+
+def test_records_arriving_while_a_partial_batch_lingers_share_its_round_trip() -> None:
+    async def scenario() -> Recording:
+        store = Recording()
+        writer = LedgerWriter(store, capacity=1_000, retry_s=0.01, linger_s=0.2)
+        writer.start()
+        writer.submit(record(0), admitted(0))
+        await asyncio.sleep(0.02)
+        writer.submit(record(1), None)
+        writer.submit(record(2), admitted(2))
+        assert await settled_within(writer, 5.0)
+        await writer.aclose()
+        return store
+
+    assert asyncio.run(scenario()).batches == [["r0", "r1", "r2"]]
+
+
+def test_a_record_holding_a_parallel_slot_is_settled_without_lingering() -> None:
+    async def scenario() -> Recording:
+        store = Recording()
+        writer = LedgerWriter(store, capacity=1_000, retry_s=0.01, linger_s=60.0)
+        writer.start()
+        writer.submit(record(0), admitted(0))
+        await asyncio.sleep(0.02)
+        assert store.batches == []  # lingering
+        writer.submit(record(1), admitted(1, max_parallel=1))
+        assert await settled_within(writer, 2.0)
+        await writer.aclose()
+        return store
+
+    assert asyncio.run(scenario()).batches == [["r0", "r1"]]
+
+
+def test_flush_and_close_do_not_wait_for_a_lingering_batch() -> None:
+    async def scenario() -> tuple[bool, float, Recording]:
+        store = Recording()
+        writer = LedgerWriter(store, capacity=1_000, retry_s=0.01, linger_s=60.0)
+        writer.start()
+        writer.submit(record(0), None)
+        started = time.monotonic()
+        flushed = await writer.flush(5.0)
+        took = time.monotonic() - started
+        writer.submit(record(1), None)
+        await writer.aclose(timeout_s=5.0)
+        return flushed, took, store
+
+    flushed, took, store = asyncio.run(scenario())
+    assert flushed and took < 2.0
+    assert store.batches == [["r0"], ["r1"]]
