@@ -50,6 +50,7 @@ from gateway.upstreams.base import Usage
 log = logging.getLogger("gateway.accounting")
 _BEARER = "bearer "
 _MAX_CACHED = 100_000
+_EMBEDDED_LEDGER = 100_000
 
 
 @dataclass(slots=True)
@@ -114,7 +115,8 @@ class Accounting:
         else:
             from gateway.accounting.memory_store import MemoryStore
 
-            store = MemoryStore()
+            # In-process records cost memory, not disk: the embedded ledger keeps fewer.
+            store = MemoryStore(ledger_max_len=min(settings.ledger_max_len, _EMBEDDED_LEDGER))
             log.warning(
                 "accounting: no redis_url configured; keys, budgets and spend live in this "
                 "process only (run ONE replica, and they are lost on restart)"
