@@ -37,16 +37,23 @@ _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
 
 
-def request_id(scope: Scope) -> bytes:
-    """The client's x-request-id if it gave a sane one, else a new id.
+def request_id() -> bytes:
+    """A new id for one request: a random per-process prefix and a counter, unique across
+    replicas without a system call per request.
 
-    New ids are a random per-process prefix and a counter: unique across replicas without a
-    system call per request.
+    Always the gateway's own, never the client's: the ledger, budget reservations and the
+    upstream's request id are keyed by it, so a client reusing an id must not merge two
+    requests (``client_request_id`` echoes what the client sent).
     """
-    given = header(scope, b"x-request-id")
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}".encode()
+
+
+def client_request_id(scope: Scope) -> bytes | None:
+    """The client's own ``x-client-request-id`` (or ``x-request-id``), if it is sane."""
+    given = header(scope, b"x-client-request-id") or header(scope, b"x-request-id")
     if given and len(given) <= 128 and all(32 < b < 127 for b in given):
         return given
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}".encode()
+    return None
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -21,6 +21,7 @@ from gateway.asgi import (
     Receive,
     Scope,
     Send,
+    client_request_id,
     request_id,
     send_bytes,
     send_error,
@@ -101,7 +102,10 @@ class _Exchange:
         self.served_by: Deployment | None = None
         self.usage: Usage | None = None
         self.relayed: list[bytes] = []  # stream events sent, for a count if usage never came
-        self.headers = [(b"x-request-id", request_id(scope))]
+        self.headers = [(b"x-request-id", request_id())]
+        given = client_request_id(scope)
+        if given is not None:
+            self.headers.append((b"x-client-request-id", given))
         self.alias = "unknown"  # never the client's raw string: metric labels stay bounded
         self.deployment = "none"
         self.status = 0

@@ -171,3 +171,16 @@ def test_paid_aliases_stream_with_exactly_one_usage_chunk_when_asked(
     assert len(usage_chunks) == 1
     assert usage_chunks[0] is chunks[-1]
     assert _text(chunks)
+
+
+def test_a_client_request_id_is_echoed_but_never_reused_as_the_gateways(
+    client: openai.OpenAI,
+) -> None:
+    answers = [
+        client.chat.completions.with_raw_response.create(
+            model=QWEN, messages=MESSAGES, max_tokens=2, extra_headers={"x-request-id": "mine-1"}
+        ).headers
+        for _ in range(2)
+    ]
+    assert [a["x-client-request-id"] for a in answers] == ["mine-1", "mine-1"]
+    assert len({a["x-request-id"] for a in answers} | {"mine-1"}) == 3
