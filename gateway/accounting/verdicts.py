@@ -110,11 +110,19 @@ def verdict(admission: Admission, outcome: Refused | Admitted) -> Verdict:
     found = subjects(admission)
     now = admission.admitted_at
     if isinstance(outcome, Refused):
+        retry_after = _retry_after(outcome, now)
+        # A rate refusal reports the window that refused (x-ratelimit-* on the 429).
+        window = None
+        if outcome.refusal in ("requests", "tokens"):
+            reset = retry_after if retry_after is not None else float(WINDOW_S)
+            window = RateState(outcome.limit, max(0, outcome.limit - outcome.used), reset)
         return Verdict(
             admitted=False,
             refusal=outcome.refusal,
             detail=refusal_detail(found[outcome.subject], outcome, admission),
-            retry_after_s=_retry_after(outcome, now),
+            retry_after_s=retry_after,
+            requests=window if outcome.refusal == "requests" else None,
+            tokens=window if outcome.refusal == "tokens" else None,
         )
     budgets = outcome.budgets
     tightest = min(budgets, key=lambda b: b.limit - b.used, default=None)

@@ -39,3 +39,14 @@ def test_admitted_verdict_picks_the_tightest_window_and_budget() -> None:
     assert admitted.tokens == RateState(100, 90, 59.5)
     assert (admitted.budget_left_micros, admitted.budget_total_micros) == (1_000, 9_000)
     assert admitted.team_budget_left_micros == 5_000
+
+
+def test_a_rate_refusal_reports_the_window_that_refused() -> None:
+    requests = verdict(ASK, Refused("requests", 0, 60, 60, room_at=int(NOW) - 20))
+    assert requests.requests == RateState(60, 0, 39.5)
+    assert requests.tokens is None
+    tokens = verdict(ASK, Refused("tokens", 1, 1_000, 995))  # 10 tokens never fit in 5
+    assert tokens.tokens == RateState(1_000, 5, 60.0)
+    assert tokens.retry_after_s is None and tokens.requests is None
+    for refused in (Refused("parallel", 0, 2, 2), Refused("budget", 1, 5, 4, period="total")):
+        assert (verdict(ASK, refused).requests, verdict(ASK, refused).tokens) == (None, None)
