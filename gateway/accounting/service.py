@@ -95,6 +95,7 @@ class Accounting:
         )
         self._master = settings.master_key()
         self._principals: dict[str, tuple[Principal, float]] = {}
+        self._loading: dict[str, asyncio.Future[tuple[Principal, float]]] = {}
         self._budgets: dict[tuple[str, str], tuple[int, int]] = {}
         self._down_until = 0.0
         self._estimating: set[asyncio.Task[None]] = set()
@@ -173,9 +174,15 @@ class Accounting:
     async def _load_principal(
         self, digest: str, stale: tuple[Principal, float] | None, now: float
     ) -> tuple[Principal, float]:
+        """The key's record from the store; concurrent requests with the same key share one
+        read (a burst from a new key is one round trip, not one per request)."""
+        loading = self._loading.get(digest)
+        if loading is None:
+            loading = asyncio.ensure_future(self._read_principal(digest, now))
+            self._loading[digest] = loading
+            loading.add_done_callback(lambda done: self._loaded(digest, done))
         try:
-            key = await self.store.key_by_hash(digest)
-            team = None if key is None else await self.store.team(key.team_id)
+            return await asyncio.shield(loading)
         except StoreUnavailable:
             metrics.child(metrics.STORE_ERRORS, "auth").inc()
             if stale is not None:
@@ -183,6 +190,10 @@ class Accounting:
             raise AccountingUnavailable(
                 "cannot verify the API key: the accounting store is unavailable"
             ) from None
+
+    async def _read_principal(self, digest: str, now: float) -> tuple[Principal, float]:
+        key = await self.store.key_by_hash(digest)
+        team = None if key is None else await self.store.team(key.team_id)
         if key is None:
             entry = (Principal(Team(DEFAULT_TEAM)), now)
         else:
@@ -191,6 +202,11 @@ class Accounting:
             self._principals.clear()
         self._principals[digest] = entry
         return entry
+
+    def _loaded(self, digest: str, done: asyncio.Future[tuple[Principal, float]]) -> None:
+        self._loading.pop(digest, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every waiter has gone
 
     def forget_key(self, key_id: str) -> None:
         """Drop a changed or revoked key from this process's cache."""

@@ -27,7 +27,7 @@ class AccountingSettings:
     reference_model: str = "gpt-4o"
     reference_price: Price | None = None
     """The price of ``reference_model``: what every request's tokens would have cost there."""
-    store_timeout_s: float = 0.05
+    store_timeout_s: float = 0.2
     store_retry_s: float = 1.0
     """After a store failure, admissions skip the store for this long (one probe per interval)."""
     when_store_down: StoreDown = "open"
@@ -74,7 +74,7 @@ def parse_accounting(
         master_key_env=text(spec.get("master_key_env", d.master_key_env), f"{at}.master_key_env"),
         reference_model=reference,
         reference_price=price,
-        store_timeout_s=number(spec.get("store_timeout_ms", 50), f"{at}.store_timeout_ms") / 1000,
+        store_timeout_s=number(spec.get("store_timeout_ms", 200), f"{at}.store_timeout_ms") / 1000,
         store_retry_s=number(spec.get("store_retry_s", d.store_retry_s), f"{at}.store_retry_s"),
         when_store_down=down,
         ledger_max_len=integer(
