@@ -1,6 +1,8 @@
 """A real ``redis-server`` on a free loopback port, stoppable and restartable for fault tests.
 
-Persistence is off (``--save ""``, ``--appendonly no``); its working directory is the test's
+Persistence is off (``--save ""``, ``--appendonly no``) unless ``durable``: then the AOF is on
+and fsynced on every write, as the Helm chart's bundled Redis persists, so a SIGKILL loses
+nothing Redis acknowledged and a restart reads it back. Its working directory is the test's
 temporary directory. Readiness is a PING through the ``redis`` package.
 """
 
@@ -27,7 +29,9 @@ REDIS_BINARY = "redis-server"
 class RedisServer:
     """One ``redis-server`` process; ``start()`` again after ``kill()`` reuses the port."""
 
-    def __init__(self, workdir: Path, *, max_lifetime_s: float = 300.0) -> None:
+    def __init__(
+        self, workdir: Path, *, max_lifetime_s: float = 300.0, durable: bool = False
+    ) -> None:
         binary = shutil.which(REDIS_BINARY)
         if binary is None:
             raise ProcessStartError(f"{REDIS_BINARY} is not on PATH")
@@ -35,6 +39,7 @@ class RedisServer:
         self.workdir = workdir
         self.port = free_port()
         self.max_lifetime_s = max_lifetime_s
+        self.durable = durable
         self.process: ManagedProcess | None = None
         self._watchdog: threading.Timer | None = None
 
@@ -62,8 +67,8 @@ class RedisServer:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else []),
+            *([] if self.durable else ["--appendonly", "no"]),
             "--dir",
             str(self.workdir),
         ]

@@ -4,7 +4,7 @@
   again. Clients see no 5xx (admissions pass unmetered while it is down, keys come from the
   gateways' caches); the records wait in each gateway's ledger backlog and are settled after
   the restart, once each (settling is idempotent by request id). Redis persists with an
-  fsync per write (``DurableRedisServer``: the AOF the Helm chart's Redis runs), so what it
+  fsync per write (``RedisServer(durable=True)``: the AOF the Helm chart's Redis runs), so what it
   acknowledged before the crash is there after it.
 - ``when_store_down: closed``: 503 with a message that names the accounting store.
 - An admission whose reply comes too late (Redis applied it, the gateway had given up and
@@ -28,7 +28,6 @@ from tests.support.accounting import (
     MINI_41,
     QWEN,
     Clients,
-    DurableRedisServer,
     Result,
     Shot,
     admin_of,
@@ -54,7 +53,7 @@ STORE_TIMEOUT_MS = 250  # generous for 2 loaded cores; a dead Redis refuses at o
 @pytest.fixture
 def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A persistent ``redis-server`` (AOF, fsync always), stopped when the test ends."""
-    server = DurableRedisServer(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis", durable=True)
     server.workdir.mkdir()
     server.start()
     try:

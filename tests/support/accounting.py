@@ -30,8 +30,6 @@ import openai
 from gateway.accounting.model import to_micros
 from gateway.config import Config, load_config
 from loadtests.fleet import Service, metric_sum, scrape, start_emulator, start_gateway
-from loadtests.processes import start_process, start_watchdog
-from tests.support.redis_server import RedisServer
 from tests.support.services import (
     EMULATOR_TIME_SCALE,
     demo_deployment,
@@ -214,22 +212,6 @@ def _start_gateways(
             raise RuntimeError("a gateway did not start")
         services.append(result)
     return services
-
-
-class DurableRedisServer(RedisServer):
-    """``redis-server`` with the AOF on and fsynced on every write, as the Helm chart's
-    bundled Redis persists: a SIGKILL loses nothing Redis acknowledged, so a restart finds
-    the keys, the budgets and the ledger where they were."""
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        """Start (again, on the same port, reading the AOF back) and wait for PING."""
-        if self.process is not None and self.process.proc.poll() is None:
-            raise RuntimeError("redis-server is already running")
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)]
-        self.process = start_process(args, self.workdir / "redis-server.log")
-        self._watchdog = start_watchdog(self.process, self.max_lifetime_s)
-        self._wait_for_ping(self.process, timeout_s)
 
 
 # --- the admin API -----------------------------------------------------------------------
