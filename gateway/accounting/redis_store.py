@@ -184,6 +184,7 @@ class RedisStore:
             url,
             max_connections=max_connections,
             timeout=timeout_s,
+            socket_timeout=None,  # not left out: redis-py's default is 5 s
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
