@@ -63,8 +63,27 @@ def anthropic_url(python_exe: str, repo_root: Path) -> Iterator[str]:
         yield base
 
 
+_CLIENTS: dict[str, openai.OpenAI] = {}
+
+
 def _client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/v1", api_key="sk-test", max_retries=0, timeout=10)
+    """One client per emulator, closed with the module (see ``_close_clients``)."""
+    client = _CLIENTS.get(base)
+    if client is None:
+        client = _CLIENTS[base] = openai.OpenAI(
+            base_url=f"{base}/v1", api_key="sk-test", max_retries=0, timeout=10
+        )
+    return client
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_clients() -> Iterator[None]:
+    """Close the clients' sockets here, not whenever the garbage collector finds them (a
+    ResourceWarning in whichever test is running then)."""
+    yield
+    for client in _CLIENTS.values():
+        client.close()
+    _CLIENTS.clear()
 
 
 def _metrics(base: str) -> dict[str, float]:
