@@ -3,7 +3,7 @@ a store outage.
 
 Nothing on the request path waits for the store here: ``submit`` appends and returns. The
 writer settles records in arrival order, up to 64 per store round trip (``settle_many``),
-letting a partial batch gather for ``linger_s`` (10 ms) unless a record in it holds a parallel
+letting a partial batch gather for ``linger_s`` (10 ms) unless a record in it frees a parallel
 slot; when the store is down the records stay queued (the ``gateway_ledger_backlog`` gauge
 shows how many) and are retried every ``retry_s`` in the same order, so no record is lost and
 none is counted twice (settling is idempotent by request id: a batch that failed part way is
@@ -21,7 +21,7 @@ import logging
 from collections import deque
 
 from gateway import metrics
-from gateway.accounting.model import Admission, SpendRecord
+from gateway.accounting.model import SpendRecord
 from gateway.accounting.store import Store, StoreUnavailable
 
 log = logging.getLogger("gateway.ledger")
@@ -40,9 +40,10 @@ class LedgerWriter:
         self.capacity = capacity
         self.retry_s = retry_s
         self.linger_s = linger_s
-        self._queue: deque[tuple[SpendRecord, Admission | None]] = deque()
+        self._queue: deque[tuple[SpendRecord, bool]] = deque()
+        """Records to settle, each with whether settling it frees a parallel slot."""
         self._urgent = False
-        """A queued record holds a parallel slot: its batch goes without lingering."""
+        """A queued record frees a parallel slot: its batch goes without lingering."""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -54,16 +55,17 @@ class LedgerWriter:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def submit(self, record: SpendRecord, admission: Admission | None) -> None:
-        """Queue one finished request for settlement (never blocks, never raises)."""
+    def submit(self, record: SpendRecord, frees_slot: bool = False) -> None:
+        """Queue one finished request for settlement (never blocks, never raises);
+        ``frees_slot``: its admission took a parallel slot, which settling gives back."""
         if len(self._queue) >= self.capacity:
             dropped, _ = self._queue.popleft()
             metrics.LEDGER_DROPPED.inc()
             log.error(
                 "ledger backlog full (%d): dropped record %s", self.capacity, dropped.request_id
             )
-        self._queue.append((record, admission))
-        self._urgent = self._urgent or _holds_slot(admission)
+        self._queue.append((record, frees_slot))
+        self._urgent = self._urgent or frees_slot
         metrics.LEDGER_BACKLOG.set(len(self._queue))
         self._idle.clear()
         self._wake.set()
@@ -91,7 +93,7 @@ class LedgerWriter:
 
     async def _linger(self) -> None:
         """Give a partial batch up to ``linger_s`` to fill: at a few hundred requests a second
-        that is one round trip for many records instead of one each. Not when a record holds
+        that is one round trip for many records instead of one each. Not when a record frees
         a parallel slot (the next request of a sequential client needs it back) or the writer
         is flushing or closing. Budgets and TPM are settled that much later; their
         reservations hold the worst case meanwhile."""
@@ -108,14 +110,14 @@ class LedgerWriter:
         """Settle up to a batch from the head in one call; its records leave the queue only
         once the whole batch is acknowledged (on failure it is sent again, whole)."""
         batch = list(itertools.islice(self._queue, _BATCH))
-        settled = await self.store.settle_many(batch)
+        settled = await self.store.settle_many([record for record, _ in batch])
         metrics.LEDGER_DUPLICATES.inc(settled.count(False))
         for item in batch:
             # ``submit`` may have dropped some of the batch meanwhile (a full backlog): what
             # is left of it is still the queue's head, in order.
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
-        self._urgent = any(_holds_slot(a) for _, a in itertools.islice(self._queue, _BATCH))
+        self._urgent = any(frees for _, frees in itertools.islice(self._queue, _BATCH))
         metrics.LEDGER_BACKLOG.set(len(self._queue))
         if not self._queue:
             self._idle.set()
@@ -146,12 +148,3 @@ class LedgerWriter:
                 pass
         if not drained:
             log.error("ledger: %d records not settled at shutdown", len(self._queue))
-
-
-def _holds_slot(admission: Admission | None) -> bool:
-    """Whether the admission took a parallel slot (of its key or its team)."""
-    if admission is None:
-        return False
-    key = admission.key
-    team_slot = admission.team.limits.max_parallel is not None
-    return team_slot or (key is not None and key.limits.max_parallel is not None)

@@ -4,7 +4,10 @@ It keeps what ``RedisStore`` keeps, shaped the same way (per team: budget counte
 rate buckets, parallel slots, day totals per group, a bounded ledger) and applies the same
 rules through ``codec`` and ``verdicts``, so the two answer alike; the contract test checks
 that. Every method runs to completion without awaiting, so on asyncio's single thread each
-admission or settlement is atomic without locks. Nothing survives a restart.
+admission or settlement is atomic without locks. Like Redis, an admission holds what it took
+(``_Held``) until its request settles or its deadline passes (then the reservation stays
+counted), and an admission of a request already settled writes nothing. Nothing survives a
+restart.
 Imports: stdlib, ``model``, ``codec``, ``verdicts``.
 """
 
@@ -14,6 +17,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gateway.accounting.codec import (
     DONE_TTL_S,
@@ -61,6 +65,22 @@ def _period_ids(periods: PeriodIds) -> dict[Period, str]:
     return {"day": f"day:{periods.day}", "month": f"month:{periods.month}", "total": "total"}
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """What one admission took, given back when its request settles (``admit.lua``'s held
+    entry)."""
+
+    reserve: int
+    tokens: int
+    second: int
+    """The epoch second of the TPM bucket its tokens were added to."""
+    periods: PeriodIds
+    cells: tuple[tuple[Cell, bool, bool], ...]
+    """Per subject: its counters, whether it took a parallel slot, whether it counted TPM."""
+    until: float
+    """Monotonic time it expires (the admission's deadline)."""
+
+
 class MemoryStore:
     """The Store in this process's memory (``shared = False``)."""
 
@@ -76,7 +96,8 @@ class MemoryStore:
         self._tpm: dict[Cell, Buckets] = {}
         self._budgets: dict[tuple[Cell, str], int] = {}
         self._done: dict[tuple[str, str], float] = {}
-        self._done_prune_at = 1024
+        self._held: dict[tuple[str, str], _Held] = {}
+        self._prune_at = 1024
         self._totals: dict[tuple[str, str, GroupBy], dict[str, dict[str, int]]] = {}
         self._ledgers: dict[str, deque[SpendRecord]] = {}
         self._spend_teams: set[str] = set()
@@ -84,7 +105,10 @@ class MemoryStore:
     # --- admissions and settlements ------------------------------------------------------
 
     async def admit(self, admission: Admission) -> Verdict:
-        """Check, then count and reserve, with no await in between (atomic on asyncio)."""
+        """Check, then count, reserve and hold, with no await in between (atomic on asyncio);
+        nothing at all if the request is already settled."""
+        if (admission.team.team_id, admission.request_id) in self._done:
+            return verdict(admission, Admitted())
         found = subjects(admission)
         cells = [self._cell(admission.team.team_id, s) for s in found]
         refused = self._refusal(admission, found, cells)
@@ -159,53 +183,68 @@ class MemoryStore:
                 budget = limits.budget_micros.get(period)
                 if budget is not None:
                     budgets.append(BudgetUse(index, period, budget, used))
+        held = tuple(
+            (cell, subject.limits.max_parallel is not None, subject.limits.tpm is not None)
+            for subject, cell in zip(found, cells, strict=True)
+        )
+        self._forget_expired()
+        self._held[(admission.team.team_id, admission.request_id)] = _Held(
+            admission.reserve_micros,
+            admission.tokens,
+            second,
+            admission.periods,
+            held,
+            time.monotonic() + admission.deadline_s,
+        )
         return Admitted(tuple(requests), tuple(tokens), tuple(budgets))
 
-    async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
+    async def settle(self, record: SpendRecord) -> bool:
         """Settle once per request id: budgets, slot, TPM, day totals, ledger."""
-        return self._settle(record, admission)
+        return self._settle(record)
 
-    async def settle_many(
-        self, items: Sequence[tuple[SpendRecord, Admission | None]]
-    ) -> list[bool]:
-        """``settle`` each item in order (with no await in between)."""
-        return [self._settle(record, admission) for record, admission in items]
+    async def settle_many(self, records: Sequence[SpendRecord]) -> list[bool]:
+        """``settle`` each record in order (with no await in between)."""
+        return [self._settle(record) for record in records]
 
-    def _settle(self, record: SpendRecord, admission: Admission | None) -> bool:
-        self._forget_old_markers()
+    def _settle(self, record: SpendRecord) -> bool:
+        self._forget_expired()
         marker = (record.team_id, record.request_id)
         if marker in self._done:
             return False
-        self._done[marker] = time.monotonic() + DONE_TTL_S
-        team_id = record.team_id
-        owners: list[tuple[SubjectKind, str]] = [("team", team_id)]
-        if record.key_id != "-":
-            owners.append(("key", record.key_id))
-        if admission is None:
-            periods, delta = PeriodIds.at(record.ts), record.cost_micros
+        now = time.monotonic()
+        self._done[marker] = now + DONE_TTL_S
+        held = self._held.pop(marker, None)
+        if held is not None and held.until > now:
+            self._release(record, held)
         else:
-            periods = admission.periods
-            delta = record.cost_micros - admission.reserve_micros
-            self._release(record, admission)
-        for kind, name in owners:
-            for period_id in _period_ids(periods).values():
-                counter = ((team_id, kind, name), period_id)
-                self._budgets[counter] = self._budgets.get(counter, 0) + delta
+            owners: list[Cell] = [(record.team_id, "team", record.team_id)]
+            if record.key_id != "-":
+                owners.append((record.team_id, "key", record.key_id))
+            self._charge(owners, PeriodIds.at(record.ts), record.cost_micros)
         self._add_totals(record)
-        ledger = self._ledgers.setdefault(team_id, deque(maxlen=self.ledger_max_len))
+        ledger = self._ledgers.setdefault(record.team_id, deque(maxlen=self.ledger_max_len))
         ledger.append(record)
-        self._spend_teams.add(team_id)
+        self._spend_teams.add(record.team_id)
         return True
 
-    def _release(self, record: SpendRecord, admission: Admission) -> None:
-        second = math.floor(admission.admitted_at)
-        delta = record.input_tokens + record.output_tokens - admission.tokens
-        for subject in subjects(admission):
-            cell = self._cell(record.team_id, subject)
-            self._slots.get(cell, {}).pop(record.request_id, None)
+    def _release(self, record: SpendRecord, held: _Held) -> None:
+        """Give back what the admission held: the reservation (less the actual cost), its
+        slots, its TPM tokens (less the actual tokens, never below zero)."""
+        cells = [cell for cell, _, _ in held.cells]
+        self._charge(cells, held.periods, record.cost_micros - held.reserve)
+        tokens = record.input_tokens + record.output_tokens - held.tokens
+        for cell, slot, tpm in held.cells:
+            if slot:
+                self._slots.get(cell, {}).pop(record.request_id, None)
             buckets = self._tpm.get(cell)
-            if subject.limits.tpm is not None and buckets is not None and second in buckets:
-                buckets[second] = max(0, buckets[second] + delta)
+            if tpm and buckets is not None and held.second in buckets:
+                buckets[held.second] = max(0, buckets[held.second] + tokens)
+
+    def _charge(self, cells: Sequence[Cell], periods: PeriodIds, micros: int) -> None:
+        for cell in cells:
+            for period_id in _period_ids(periods).values():
+                counter = (cell, period_id)
+                self._budgets[counter] = self._budgets.get(counter, 0) + micros
 
     def _add_totals(self, record: SpendRecord) -> None:
         day = day_of(record.ts)
@@ -216,12 +255,14 @@ class MemoryStore:
             for metric, value in metrics.items():
                 values[metric] = values.get(metric, 0) + value
 
-    def _forget_old_markers(self) -> None:
-        if len(self._done) < self._done_prune_at:
+    def _forget_expired(self) -> None:
+        """Drop expired done markers and held entries, once they are many."""
+        if len(self._done) + len(self._held) < self._prune_at:
             return
         now = time.monotonic()
         self._done = {m: until for m, until in self._done.items() if until > now}
-        self._done_prune_at = max(1024, 2 * len(self._done))
+        self._held = {m: held for m, held in self._held.items() if held.until > now}
+        self._prune_at = max(1024, 2 * (len(self._done) + len(self._held)))
 
     @staticmethod
     def _cell(team_id: str, subject: Subject) -> Cell:

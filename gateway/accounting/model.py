@@ -143,6 +143,12 @@ class Admission:
         """The budget periods the reservation was made in (settling adjusts the same ones)."""
         return PeriodIds.at(self.admitted_at)
 
+    @property
+    def takes_slot(self) -> bool:
+        """Whether the request takes a parallel slot (its key or its team limits them)."""
+        key_slot = self.key is not None and self.key.limits.max_parallel is not None
+        return key_slot or self.team.limits.max_parallel is not None
+
 
 @dataclass(frozen=True, slots=True)
 class RateState:

@@ -4,16 +4,26 @@ Each admission and each settlement is one Lua script (``lua/admit.lua``, ``lua/s
 atomic, and every key it touches carries the team's hash tag ``{t:TEAM}`` so Redis Cluster
 can run it. An admission is one round trip; a batch of settlements is one pipeline round
 trip. Scripts go by EVALSHA and are loaded again after a Redis restart (NOSCRIPT). Their keys
-are declared (KEYS) and the rest is one JSON text that the script decodes (cjson), and
-commands are packed by hiredis: redis-py's own packer costs microseconds per argument. Times
-come from the gateway's clock (``admitted_at``, ``ts``), never Redis TIME. Every call has a
-deadline; any Redis error, timeout or lost connection is raised as ``StoreUnavailable``,
-never as a redis exception, so the caller can fail open or closed.
+are declared (KEYS; but for the counters settle.lua names from a held entry, under the same
+hash tag, so in the same Cluster slot) and the rest is one JSON text that the script decodes
+(cjson), and commands are packed by hiredis: redis-py's own packer costs microseconds per
+argument. Times come from the gateway's clock (``admitted_at``, ``ts``), never Redis TIME.
+Every call has a deadline; any Redis error, timeout or lost connection is raised as
+``StoreUnavailable``, never as a redis exception, so the caller can fail open or closed.
+
+An admission records what it reserved in the request's held entry (its amounts, budget
+periods, and which subjects' slots and TPM it took), and the settlement gives back exactly
+that, whatever the caller knows: a gateway whose admission timed out (it fails open or
+closed) may still see Redis run it afterwards, and its settlement then refunds it like any
+other; an admission that Redis runs after the request was settled writes nothing. A held
+entry expires with its admission's deadline: if the replica dies before settling, the
+reservation stays counted (never an overshoot; the slot expires too).
 
 Layout: ``gw:{t:TEAM}:{team|key}:ID:{slots|rpm|tpm|spent:day:D|spent:month:M|spent:total}``,
-``gw:{t:TEAM}:done:REQUEST``, ``gw:{t:TEAM}:spend:DAY:GROUPING`` (hash ``metric:name``),
-``gw:{t:TEAM}:ledger`` (stream); ``gw:team:ID`` + ``gw:teams``, ``gw:key:ID`` + ``gw:keys``,
-``gw:keyhash:SHA`` -> key id; ``gw:spendteams`` (teams with settled spend). No KEYS command.
+``gw:{t:TEAM}:done:REQUEST``, ``gw:{t:TEAM}:held:REQUEST``, ``gw:{t:TEAM}:spend:DAY:GROUPING``
+(hash ``metric:name``), ``gw:{t:TEAM}:ledger`` (stream); ``gw:team:ID`` + ``gw:teams``,
+``gw:key:ID`` + ``gw:keys``, ``gw:keyhash:SHA`` -> key id; ``gw:spendteams`` (teams with
+settled spend). No KEYS command.
 Imports: stdlib, ``redis``, ``hiredis``, ``model``, ``codec``, ``verdicts``, ``store``.
 """
 
@@ -55,7 +65,6 @@ from gateway.accounting.model import (
     PERIODS,
     Admission,
     GroupBy,
-    Limits,
     Period,
     PeriodIds,
     Refusal,
@@ -144,6 +153,12 @@ def periods_at(ts: float) -> PeriodIds:
 @functools.lru_cache(maxsize=16)
 def _periods_of_day(day: int) -> PeriodIds:
     return PeriodIds.at(day * 86_400)
+
+
+def request_keys(team_id: str, request_id: str) -> list[str]:
+    """A request's done marker (it was settled) and held entry (what its admission took)."""
+    tag = team_tag(team_id)
+    return [f"{tag}:done:{request_id}", f"{tag}:held:{request_id}"]
 
 
 def budget_keys(prefix: str, periods: PeriodIds) -> list[str]:
@@ -262,7 +277,7 @@ class RedisStore:
         """Check and reserve in one script; see ``lua/admit.lua``."""
         team_id, now = admission.team.team_id, admission.admitted_at
         periods = periods_at(now)
-        keys: list[str] = []
+        keys = request_keys(team_id, admission.request_id)
         payload: list[object] = [
             repr(float(now)),
             admission.request_id,
@@ -272,6 +287,9 @@ class RedisStore:
             DAY_TTL_S,
             MONTH_TTL_S,
             RATE_TTL_S,
+            periods.day,
+            periods.month,
+            max(1, math.ceil(admission.deadline_s * 1000)),
         ]
         for subject in subjects(admission):
             prefix = subject_prefix(team_id, subject.kind, subject.name)
@@ -285,21 +303,19 @@ class RedisStore:
         reply = await self._io(self._eval(ADMIT, (keys, args)))
         return verdict(admission, _outcome(reply))
 
-    async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
+    async def settle(self, record: SpendRecord) -> bool:
         """Settle one request; see ``settle_many``."""
-        (settled,) = await self.settle_many([(record, admission)])
+        (settled,) = await self.settle_many([record])
         return settled
 
-    async def settle_many(
-        self, items: Sequence[tuple[SpendRecord, Admission | None]]
-    ) -> list[bool]:
+    async def settle_many(self, records: Sequence[SpendRecord]) -> list[bool]:
         """Settle each request once per request id (``lua/settle.lua``, one script each), up to
         ``SETTLE_PAGE`` per pipeline round trip, after one SADD registering their teams."""
         settled: list[bool] = []
-        for first in range(0, len(items), SETTLE_PAGE):
-            page = items[first : first + SETTLE_PAGE]
-            teams = sorted({record.team_id for record, _ in page})
-            calls = [self._settle_call(record, admission) for record, admission in page]
+        for first in range(0, len(records), SETTLE_PAGE):
+            page = records[first : first + SETTLE_PAGE]
+            teams = sorted({record.team_id for record in page})
+            calls = [self._settle_call(record) for record in page]
             # Registered first: harmless if a script then fails or finds its record settled.
             replies = await self._io(
                 self._eval_many(SETTLE, calls, [("SADD", SPEND_TEAMS, *teams)])
@@ -307,25 +323,15 @@ class RedisStore:
             settled += [int(reply) == 1 for reply in replies]
         return settled
 
-    def _settle_call(self, record: SpendRecord, admission: Admission | None) -> _Call:
+    def _settle_call(self, record: SpendRecord) -> _Call:
         team_id = record.team_id
-        tag = team_tag(team_id)
-        team_prefix = subject_prefix(team_id, "team", team_id)
-        key_prefix = subject_prefix(team_id, "key", record.key_id)
-        if admission is None:
-            periods, delta = periods_at(record.ts), record.cost_micros
-        else:
-            periods = periods_at(admission.admitted_at)
-            delta = record.cost_micros - admission.reserve_micros
-        held_keys, held = _held(team_id, admission)
-        day = periods_at(record.ts).day
+        periods = periods_at(record.ts)
         keys = [
-            f"{tag}:done:{record.request_id}",
-            f"{tag}:ledger",
-            *(spend_key(team_id, day, g) for g in GROUPS),
-            *budget_keys(team_prefix, periods),
-            *budget_keys(key_prefix, periods),
-            *held_keys,
+            *request_keys(team_id, record.request_id),
+            f"{team_tag(team_id)}:ledger",
+            *(spend_key(team_id, periods.day, g) for g in GROUPS),
+            *budget_keys(subject_prefix(team_id, "team", team_id), periods),
+            *budget_keys(subject_prefix(team_id, "key", record.key_id), periods),
         ]
         metrics = record_metrics(record)
         payload = {
@@ -334,11 +340,9 @@ class RedisStore:
             "month_ttl": MONTH_TTL_S,
             "ledger_max": str(self.ledger_max_len),
             "charge_key": record.key_id != "-",
-            "delta": delta,
+            "cost": record.cost_micros,
+            "tokens": record.input_tokens + record.output_tokens,
             "request_id": record.request_id,
-            "second": "" if admission is None else str(math.floor(admission.admitted_at)),
-            "tokens": 0 if admission is None else _tokens(record) - admission.tokens,
-            "held": held,
             "groups": list(record_groups(record).values()),
             "metrics": [item for m, v in metrics.items() if v != 0 for item in (m, v)],
             "entry": [item for pair in record.to_fields().items() for item in pair],
@@ -486,33 +490,12 @@ class RedisStore:
         await self._redis.aclose()
 
 
-def _held(team_id: str, admission: Admission | None) -> tuple[list[str], list[tuple[bool, bool]]]:
-    """The slot and TPM keys of the admission's team and key, and per subject whether
-    settle.lua frees its slot (it took one) and corrects its TPM (it counted tokens); no
-    subjects without an admission."""
-    found = {s.kind: s for s in subjects(admission)} if admission is not None else {}
-    keys: list[str] = []
-    held: list[tuple[bool, bool]] = []
-    for kind in ("team", "key"):
-        subject = found.get(kind)
-        prefix = subject_prefix(team_id, kind, "-" if subject is None else subject.name)
-        keys += [f"{prefix}:slots", f"{prefix}:tpm"]
-        if admission is not None:
-            limits = Limits() if subject is None else subject.limits
-            held.append((limits.max_parallel is not None, limits.tpm is not None))
-    return keys, held
-
-
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _json(value: object) -> str:
     """A script's arguments as one compact JSON text (Lua's cjson reads it)."""
     return _JSON.encode(value)
-
-
-def _tokens(record: SpendRecord) -> int:
-    return record.input_tokens + record.output_tokens
 
 
 def _outcome(reply: list[Any]) -> Refused | Admitted:

@@ -327,7 +327,8 @@ class Accounting:
             cache_hit=source == "cache",
         )
         self._count(record)
-        self.writer.submit(record, ticket.admission)
+        admission = ticket.admission
+        self.writer.submit(record, frees_slot=admission is not None and admission.takes_slot)
         return record
 
     def finish_estimated(

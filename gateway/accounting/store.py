@@ -6,10 +6,17 @@ round trip per admission, one per batch of settlements). ``MemoryStore``
 (``memory_store.py``) runs the same rules in-process for a single replica with no Redis
 configured (the demo). Both are tested against one contract.
 
+An admission that fits records what it took in a per-request held entry, and the settlement
+gives back exactly that, so settling needs only the record: an admission the caller gave up
+on (a timeout; the store may still apply it) is refunded all the same when its request
+settles, and one the store applies after the settlement writes nothing. The held entry
+expires at the admission's deadline: a request never settled (its replica died) keeps its
+reservation counted, conservatively, while its parallel slot expires.
+
 Layout in Redis (every key one script touches shares the team's hash tag, so Redis Cluster
 works unchanged): ``gw:{t:TEAM}:...`` holds the team's and its keys' budget counters, rate
-windows, parallel slots, per-day spend totals and ledger stream; ``gw:key:ID`` and
-``gw:keyhash:SHA`` the key records; ``gw:team:ID`` and ``gw:teams`` the team records.
+windows, parallel slots, held entries, per-day spend totals and ledger stream; ``gw:key:ID``
+and ``gw:keyhash:SHA`` the key records; ``gw:team:ID`` and ``gw:teams`` the team records.
 Imports: stdlib and ``model``.
 """
 
@@ -43,19 +50,21 @@ class Store(Protocol):
 
     async def admit(self, admission: Admission) -> Verdict:
         """Check key and team rate limits, parallel slots and budgets; if all fit, count the
-        request and reserve ``reserve_micros`` and ``tokens``, atomically."""
+        request, reserve ``reserve_micros`` and ``tokens`` and hold what it took until the
+        request settles or the admission's deadline passes, atomically. A request already
+        settled is not counted again: nothing is written and the verdict is admitted."""
         ...
 
-    async def settle(self, record: SpendRecord, admission: Admission | None) -> bool:
-        """Turn the reservation into the actual cost (a failed request refunds all of it),
-        free the parallel slot, correct TPM, add the day's totals and append the record to
-        the ledger, atomically. Idempotent by request id: False when already settled."""
+    async def settle(self, record: SpendRecord) -> bool:
+        """If the request's admission is held, turn its reservation into the actual cost (a
+        failed request refunds all of it) in the periods it was made in, free its parallel
+        slots and correct its TPM; otherwise charge the record's cost to the record's periods.
+        Then add the day's totals and append the record to the ledger, atomically.
+        Idempotent by request id: False when already settled (nothing changes)."""
         ...
 
-    async def settle_many(
-        self, items: Sequence[tuple[SpendRecord, Admission | None]]
-    ) -> list[bool]:
-        """``settle`` each item, in order, in one round trip; one answer per item.
+    async def settle_many(self, records: Sequence[SpendRecord]) -> list[bool]:
+        """``settle`` each record, in order, in one round trip; one answer per record.
 
         Each settlement is atomic on its own, the batch is not: on StoreUnavailable some
         may have been applied, and settling the whole batch again answers False for those."""

@@ -57,9 +57,9 @@ def store() -> MemoryStore:
     store = MemoryStore()
 
     async def seed() -> None:
-        await store.settle(_record(1, "key_aaaaaaaaaaaa", "a", 1_234_567, 2_000_000), None)
-        await store.settle(_record(2, "key_aaaaaaaaaaaa", "a", 1_000_000, 1_000_000), None)
-        await store.settle(_record(3, "key_bbbbbbbbbbbb", "b", 7_000_000, 9_000_000), None)
+        await store.settle(_record(1, "key_aaaaaaaaaaaa", "a", 1_234_567, 2_000_000))
+        await store.settle(_record(2, "key_aaaaaaaaaaaa", "a", 1_000_000, 1_000_000))
+        await store.settle(_record(3, "key_bbbbbbbbbbbb", "b", 7_000_000, 9_000_000))
 
     asyncio.run(seed())
     return store

@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,7 +123,9 @@ def test_every_key_a_script_writes_carries_the_teams_hash_tag_and_expires(
         store = RedisStore(redis_server.url)
         try:
             assert (await store.admit(ask("r1", team=team, key=key))).admitted
-            assert await store.settle(record("r1"), ask("r1", team=team, key=key))
+            assert await store.settle(record("r1"))
+            # Never settled (its replica died): what it holds stays until its deadline.
+            assert (await store.admit(ask("r2", team=Team("research")))).admitted
         finally:
             await store.aclose()
 
@@ -139,6 +142,8 @@ def test_every_key_a_script_writes_carries_the_teams_hash_tag_and_expires(
         assert ttl_s[f"{tag}:{who}:spent:total"] == -1
         assert 110 < ttl_s[f"{tag}:{who}:rpm"] <= 120
     assert 6 * day_s < ttl_s[f"{tag}:done:r1"] <= 7 * day_s
+    assert f"{tag}:held:r1" not in ttl_s  # settling deleted it
+    assert 29 <= ttl_s[f"{tag}:held:r2"] <= 30  # the admission's 30 s deadline
     assert 110 < ttl_s[f"{tag}:team:research:tpm"] <= 120
     # The slot was freed by settle, so its set is gone (settle leaves no empty set).
     assert f"{tag}:team:research:slots" not in ttl_s
@@ -171,7 +176,7 @@ def test_the_ledger_is_trimmed_near_its_maximum_length(
         store = RedisStore(redis_server.url, ledger_max_len=10)
         try:
             for n in range(300):
-                await store.settle(record(f"r{n}"), None)
+                await store.settle(record(f"r{n}"))
         finally:
             await store.aclose()
 
@@ -184,12 +189,12 @@ def test_a_batch_of_settlements_is_one_sadd_and_one_script_per_record(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
     teams = ("research", "ops", "research", "ml", "ops")
-    batch = [(record(f"r{n}", team_id=t), None) for n, t in enumerate(teams)]
+    batch = [record(f"r{n}", team_id=t) for n, t in enumerate(teams)]
 
     async def scenario() -> list[bool]:
         store = RedisStore(redis_server.url)
         try:
-            assert await store.settle(record("warm-up"), None)  # loads the script
+            assert await store.settle(record("warm-up"))  # loads the script
             client.config_resetstat()
             return await store.settle_many(batch)
         finally:
@@ -205,12 +210,12 @@ def test_a_batch_of_settlements_is_one_sadd_and_one_script_per_record(
 def test_a_long_batch_goes_in_pipelines_of_64_settlements(
     redis_server: RedisServer, client: redis.Redis
 ) -> None:
-    batch = [(record(f"r{n}", cost=1), None) for n in range(150)]
+    batch = [record(f"r{n}", cost=1) for n in range(150)]
 
     async def scenario() -> list[bool]:
         store = RedisStore(redis_server.url)
         try:
-            assert await store.settle(record("warm-up", cost=0), None)  # loads the script
+            assert await store.settle(record("warm-up", cost=0))  # loads the script
             client.config_resetstat()
             return await store.settle_many(batch)
         finally:
@@ -229,9 +234,9 @@ def test_a_script_lost_mid_batch_is_reloaded_and_only_the_refused_records_run_ag
     async def scenario() -> list[list[bool]]:
         store = RedisStore(redis_server.url, timeout_s=TIMEOUT_S)
         try:
-            first = await store.settle_many([(record("r1"), None), (record("r2"), None)])
+            first = await store.settle_many([record("r1"), record("r2")])
             client.script_flush()
-            again = [(record(f"r{n}", cost=100), None) for n in range(1, 5)]
+            again = [record(f"r{n}", cost=100) for n in range(1, 5)]
             return [first, await store.settle_many(again)]
         finally:
             await store.aclose()
@@ -245,8 +250,8 @@ def test_a_script_lost_mid_batch_is_reloaded_and_only_the_refused_records_run_ag
 Operation = Callable[[RedisStore], Awaitable[Any]]
 OPERATIONS: dict[str, Operation] = {
     "admit": lambda s: s.admit(ask("r9")),
-    "settle": lambda s: s.settle(record("r9"), None),
-    "settle_many": lambda s: s.settle_many([(record("r9"), None), (record("r8"), None)]),
+    "settle": lambda s: s.settle(record("r9")),
+    "settle_many": lambda s: s.settle_many([record("r9"), record("r8")]),
     "spend": lambda s: s.spend("team", NOON, NOON),
     "records": lambda s: s.records(NOON, NOON + 1),
     "spent": lambda s: s.spent("research", None, PeriodIds.at(NOON)),
@@ -276,7 +281,7 @@ def test_a_killed_server_is_store_unavailable_quickly_and_a_restart_reloads_the_
         store = RedisStore(redis_server.url, timeout_s=TIMEOUT_S)
         try:
             assert (await store.admit(ask("r1", key=KEY))).admitted
-            assert await store.settle(record("r1"), ask("r1", key=KEY))
+            assert await store.settle(record("r1"))
             redis_server.kill()
             waits = {name: await fails_fast(store, op) for name, op in OPERATIONS.items()}
 
@@ -284,7 +289,7 @@ def test_a_killed_server_is_store_unavailable_quickly_and_a_restart_reloads_the_
             digests = [_sha(ADMIT_LUA), _sha(SETTLE_LUA)]
             assert client.script_exists(*digests) == [False, False]  # a fresh script cache
             assert (await store.admit(ask("r2", key=KEY))).admitted
-            assert await store.settle(record("r2", cost=100), ask("r2", key=KEY))
+            assert await store.settle(record("r2", cost=100))
             assert client.script_exists(*digests) == [True, True]
             assert await store.spent("research", "key_ab12", PeriodIds.at(NOON)) == {
                 "day": 100,
@@ -345,11 +350,70 @@ def test_no_call_reads_the_late_reply_of_a_call_its_deadline_interrupted(
                 assert verdict.admitted and verdict.requests is not None
                 assert verdict.requests.remaining == 1_000 - n - 1
                 assert await store.keys() == [KEY]
-                assert await store.settle(record(f"late{n}", team_id="ops"), None)
+                assert await store.settle(record(f"late{n}", team_id="ops"))
         finally:
             await store.aclose()
 
     asyncio.run(scenario())
+
+
+def test_an_admission_redis_runs_after_the_caller_gave_up_is_refunded_by_its_settlement(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    """A hung Redis: the admission times out (the gateway serves the request unmetered or
+    refuses it), and Redis runs it when it wakes. The request's settlement, which knows
+    nothing of the admission, gives it all back: the reservation, the slot, the tokens."""
+    team = Team("research", Limits({"day": 10**6}, tpm=1_000, max_parallel=1))
+    tag = "gw:{t:research}"
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url, timeout_s=TIMEOUT_S)
+        try:
+            assert (await store.admit(ask("warm-up", team=Team("ops")))).admitted  # the script
+            os.kill(redis_server.pid, signal.SIGSTOP)
+            try:
+                await fails_fast(store, lambda s: s.admit(ask("r1", team=team)))
+            finally:
+                os.kill(redis_server.pid, signal.SIGCONT)
+            await asyncio.sleep(0.2)  # Redis runs the admission it had received
+            periods = PeriodIds.at(NOON)
+            assert (await store.spent("research", None, periods))["day"] == 1_000
+            assert client.exists(f"{tag}:held:r1") == 1
+            unused = replace(record("r1"), input_tokens=0, output_tokens=0, cost_micros=0)
+            assert await store.settle(unused)
+            assert await store.spent("research", None, periods) == {
+                "day": 0,
+                "month": 0,
+                "total": 0,
+            }
+            assert client.exists(f"{tag}:held:r1", f"{tag}:team:research:slots") == 0
+            assert client.hget(f"{tag}:team:research:tpm", str(int(NOON))) == b"0"
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_tpm_bucket_found_below_the_tokens_held_is_corrected_to_zero_not_below(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    # Settlements only ever take back a bucket's own tokens; a bucket lowered outside them
+    # (by hand) still never goes negative.
+    team = Team("research", Limits(tpm=1_000))
+    bucket = ("gw:{t:research}:team:research:tpm", str(int(NOON)))
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url)
+        try:
+            assert (await store.admit(ask("r1", team=team))).admitted  # 10 tokens
+            client.hset(*bucket, "3")
+            unused = replace(record("r1"), input_tokens=0, output_tokens=0)
+            assert await store.settle(unused)
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+    assert client.hget(*bucket) == b"0"
 
 
 def test_a_flushed_script_cache_is_reloaded_transparently(
@@ -362,7 +426,7 @@ def test_a_flushed_script_cache_is_reloaded_transparently(
             client.script_flush()
             assert (await store.admit(ask("r2"))).admitted
             client.script_flush()
-            assert await store.settle(record("r1"), ask("r1"))
+            assert await store.settle(record("r1"))
         finally:
             await store.aclose()
 

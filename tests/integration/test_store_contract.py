@@ -177,6 +177,8 @@ def test_a_refusal_writes_nothing_not_even_the_checks_that_passed(
         # The key's slot, request and tokens were not counted: all of them fit now.
         fits = await store.admit(replace(big, request_id="fits", reserve_micros=1_000))
         assert fits.admitted
+        # Nor is anything held for it: its record (429, nothing spent) gives nothing back.
+        assert await store.settle(replace(record("big"), status=429))
         assert await store.spent("research", "key_ab12", PeriodIds.at(NOON)) == spent(
             1_000, 1_000, 1_000
         )
@@ -227,8 +229,8 @@ def test_a_failed_request_refunds_its_reservation_and_a_cheap_one_the_difference
         assert (await store.admit(cheap)).admitted
         assert not (await store.admit(admission("r3", of=research, reserve=1))).admitted
 
-        assert await store.settle(replace(record("r1"), status=502), failed)
-        assert await store.settle(record("r2", cost=300), cheap)
+        assert await store.settle(replace(record("r1"), status=502))
+        assert await store.settle(record("r2", cost=300))
         assert await store.spent("research", None, periods) == spent(300, 300, 300)
         assert await store.spent("research", "key_ab12", periods) == spent(300, 300, 300)
         again = await store.admit(admission("r3", of=research, reserve=2 * USD - 300))
@@ -243,9 +245,9 @@ def test_settle_is_idempotent_by_request_id(make_store: StoreFactory) -> None:
     async def scenario(store: Store) -> None:
         first = admission("r1", of=research, reserve=500)
         await store.admit(first)
-        assert await store.settle(record("r1", cost=200, tokens=(10, 5)), first) is True
-        assert await store.settle(record("r1", cost=200, tokens=(10, 5)), first) is False
-        assert await store.settle(record("r1", cost=999), None) is False
+        assert await store.settle(record("r1", cost=200, tokens=(10, 5))) is True
+        assert await store.settle(record("r1", cost=200, tokens=(10, 5))) is False
+        assert await store.settle(record("r1", cost=999)) is False
         assert await store.spent("research", None, PeriodIds.at(NOON)) == spent(200, 200, 200)
         assert len(await store.records(NOON - DAY, NOON + DAY)) == 1
         rows = await store.spend("team", NOON, NOON)
@@ -264,10 +266,10 @@ def test_settle_many_answers_per_item_in_order_once_per_request_id(
         held = admission("r1", of=research, key=ab12, reserve=500, tokens=600)
         assert (await store.admit(held)).admitted
         batch = [
-            (record("r1", cost=200, tokens=(60, 40)), held),
-            (record("o1", team_id="ops", key_id="k9", cost=70, ts=NOON + 1), None),
-            (record("r1", cost=999, tokens=(500, 500)), held),  # the same request again
-            (record("r2", cost=30, ts=NOON + 2), None),
+            record("r1", cost=200, tokens=(60, 40)),
+            record("o1", team_id="ops", key_id="k9", cost=70, ts=NOON + 1),
+            record("r1", cost=999, tokens=(500, 500)),  # the same request again
+            record("r2", cost=30, ts=NOON + 2),  # never admitted
         ]
         assert await store.settle_many(batch) == [True, True, False, True]
         assert await store.settle_many([]) == []
@@ -282,7 +284,7 @@ def test_settle_many_answers_per_item_in_order_once_per_request_id(
         ]
         found = await store.records(NOON - DAY, NOON + DAY)
         assert [r.request_id for r in found] == ["r1", "o1", "r2"]
-        assert found[0] == batch[0][0]
+        assert found[0] == batch[0]
         # r1's slot is free and its tokens corrected to the 100 it used.
         after = await store.admit(admission("r3", of=research, key=ab12, tokens=0, at=NOON + 3))
         assert after.admitted
@@ -297,8 +299,7 @@ def test_settling_a_batch_again_changes_nothing_and_settles_only_the_new_ones(
     # What the ledger writer does when a batch failed part way: it sends the whole batch again.
     async def scenario(store: Store) -> None:
         batch = [
-            (record(f"r{n}", team_id=("research", "ops")[n % 2], cost=10 * n), None)
-            for n in range(1, 7)
+            record(f"r{n}", team_id=("research", "ops")[n % 2], cost=10 * n) for n in range(1, 7)
         ]
         assert await store.settle_many(batch[:3]) == [True] * 3
         assert await store.settle_many(batch) == [False] * 3 + [True] * 3
@@ -325,7 +326,7 @@ def test_a_reservation_settled_after_midnight_adjusts_the_day_it_was_made(
         assert (await store.admit(made)).admitted
         refused = await store.admit(admission("r0", of=research, reserve=5_001, at=late))
         assert refused.retry_after_s == 1.0
-        assert await store.settle(record("r1", cost=400, ts=late + 6), made)
+        assert await store.settle(record("r1", cost=400, ts=late + 6))
 
         november, december = PeriodIds.at(late), PeriodIds.at(late + 6)
         assert await store.spent("research", None, november) == spent(400, 400, 400)
@@ -341,8 +342,8 @@ def test_a_reservation_settled_after_midnight_adjusts_the_day_it_was_made(
 def test_settle_without_admission_charges_the_records_periods(make_store: StoreFactory) -> None:
     async def scenario(store: Store) -> None:
         yesterday = NOON - DAY
-        assert await store.settle(record("r1", cost=70, ts=yesterday), None)
-        assert await store.settle(record("r2", key_id="-", cost=30, ts=yesterday), None)
+        assert await store.settle(record("r1", cost=70, ts=yesterday))
+        assert await store.settle(record("r2", key_id="-", cost=30, ts=yesterday))
         periods = PeriodIds.at(yesterday)
         assert await store.spent("research", None, periods) == spent(100, 100, 100)
         assert await store.spent("research", "key_ab12", periods) == spent(70, 70, 70)
@@ -352,11 +353,85 @@ def test_settle_without_admission_charges_the_records_periods(make_store: StoreF
     run(make_store, scenario)
 
 
+def test_a_settlement_gives_back_what_its_admission_held_knowing_only_the_record(
+    make_store: StoreFactory,
+) -> None:
+    # The caller may have given up on the admission (it timed out) while the store applied
+    # it: the request, served unmetered, settles with its record alone and is refunded.
+    research = team(tpm=1_000, max_parallel=1, budget_micros={"day": USD})
+    ab12 = key(tpm=500, max_parallel=1)
+
+    async def scenario(store: Store) -> None:
+        await store.admit(admission("r1", of=research, key=ab12, reserve=500, tokens=400))
+        assert await store.settle(record("r1", cost=120, tokens=(30, 20)))
+        periods = PeriodIds.at(NOON)
+        assert await store.spent("research", None, periods) == spent(120, 120, 120)
+        assert await store.spent("research", "key_ab12", periods) == spent(120, 120, 120)
+        # Both slots are free again and both TPM windows hold the 50 tokens used.
+        after = await store.admit(admission("r2", of=research, key=ab12, at=NOON + 1))
+        assert after.admitted
+        assert after.tokens == RateState(500, 450, 59.0)  # the key's, the tighter
+        assert after.budget_left_micros == USD - 120
+
+    run(make_store, scenario)
+
+
+def test_an_admission_the_store_runs_after_its_settlement_writes_nothing(
+    make_store: StoreFactory,
+) -> None:
+    # Its reply was lost: the request was served unmetered and settled before the store ran
+    # the admission. It reserves nothing, takes no slot, counts no request and no tokens.
+    research = team(rpm=2, tpm=1_000, max_parallel=1, budget_micros={"day": USD})
+    ab12 = key(max_parallel=1)
+
+    async def scenario(store: Store) -> None:
+        assert await store.settle(record("r1", cost=70, tokens=(30, 20)))
+        late = admission("r1", of=research, key=ab12, reserve=500, tokens=600)
+        assert (await store.admit(late)).admitted
+        periods = PeriodIds.at(NOON)
+        assert await store.spent("research", None, periods) == spent(70, 70, 70)
+        assert await store.spent("research", "key_ab12", periods) == spent(70, 70, 70)
+        ask = admission("r2", of=research, key=ab12, reserve=USD - 70, tokens=1_000, at=NOON + 1)
+        verdict = await store.admit(ask)
+        assert verdict.admitted and verdict.budget_left_micros == 0
+        assert verdict.requests == RateState(2, 1, 60.0)
+        assert verdict.tokens == RateState(1_000, 0, 60.0)
+        assert await store.settle(record("r1", cost=999)) is False
+        assert await store.spent("research", None, periods) == spent(USD, USD, USD)
+
+    run(make_store, scenario)
+
+
+def test_a_reservation_not_settled_within_its_deadline_stays_counted(
+    make_store: StoreFactory,
+) -> None:
+    # Its replica died (or its settlement came too late): what the admission held expires
+    # with its deadline; the reservation stays counted, never refunded twice or overspent.
+    research = team(budget_micros={"day": USD})
+    ab12 = key(max_parallel=1)
+
+    async def scenario(store: Store) -> None:
+        gone = admission("r1", of=research, key=ab12, reserve=500, deadline_s=0.05)
+        assert (await store.admit(gone)).admitted
+        await asyncio.sleep(0.3)
+        # The slot expired at the deadline too (by the gateway's clock).
+        assert (await store.admit(admission("r2", of=research, key=ab12, at=NOON + 1))).admitted
+        assert await store.settle(record("r1", cost=120))
+        periods = PeriodIds.at(NOON)
+        assert await store.spent("research", None, periods) == spent(620, 620, 620)
+        assert await store.spent("research", "key_ab12", periods) == spent(620, 620, 620)
+        # Settling r1 late freed nothing of r2's.
+        refused = await store.admit(admission("r3", of=research, key=ab12, at=NOON + 2))
+        assert refused.refusal == "parallel"
+
+    run(make_store, scenario)
+
+
 def test_a_budget_set_later_applies_to_what_was_spent_before(make_store: StoreFactory) -> None:
     async def scenario(store: Store) -> None:
         unlimited = admission("r1", of=team(), key=key(), reserve=3 * USD)
         assert (await store.admit(unlimited)).admitted
-        await store.settle(record("r1", cost=3 * USD), unlimited)
+        await store.settle(record("r1", cost=3 * USD))
 
         limited = team(budget_micros={"day": 4 * USD})
         assert not (await store.admit(admission("r2", of=limited, reserve=USD + 1))).admitted
@@ -433,16 +508,18 @@ def test_tpm_counts_reserved_tokens_and_settle_corrects_them(make_store: StoreFa
         assert never.refusal == "tokens" and never.retry_after_s is None
 
         # Only 100 tokens were used: the bucket of r1's second drops by 500.
-        assert await store.settle(record("r1", tokens=(60, 40)), first)
+        assert await store.settle(record("r1", tokens=(60, 40)))
         fits = await store.admit(admission("r4", of=research, tokens=500, at=NOON + 2))
         assert fits.tokens == RateState(1_000, 400, 58.0)
-        # Settling r4 with more tokens than reserved can take its bucket up, but the
-        # correction never drives a bucket below zero.
+        # Settling with more tokens than reserved takes the bucket up, with none down to 0.
         r5 = admission("r5", of=research, tokens=100, at=NOON + 3)
-        await store.admit(r5)
-        await store.settle(record("r5", tokens=(0, 0)), replace(r5, tokens=10_000))
-        after = await store.admit(admission("r6", of=research, tokens=0, at=NOON + 3))
-        assert after.tokens == RateState(1_000, 400, 57.0)
+        r6 = admission("r6", of=research, tokens=100, at=NOON + 3)
+        assert (await store.admit(r5)).admitted and (await store.admit(r6)).admitted
+        assert await store.settle(record("r5", tokens=(200, 100)))
+        assert await store.settle(record("r6", tokens=(0, 0)))
+        after = await store.admit(admission("r7", of=research, tokens=0, at=NOON + 3))
+        # In the window: r1's 100, r4's 500, r5's 300 and r6's 0 tokens.
+        assert after.tokens == RateState(1_000, 100, 57.0)
 
     run(make_store, scenario)
 
@@ -462,7 +539,7 @@ def test_parallel_slots_free_on_settle_and_expire_at_their_deadline(
         refused = await store.admit(ask("r3", NOON + 2))
         assert refused.refusal == "parallel"
         assert refused.detail == "key 'key_ab12' limit of 2 parallel requests reached"
-        assert await store.settle(record("r1"), ask("r1"))
+        assert await store.settle(record("r1"))
         assert (await store.admit(ask("r3", NOON + 2))).admitted
         assert (await store.admit(ask("r4", NOON + 30.9))).refusal == "parallel"
         # r2 was never settled (a crashed replica): its slot expires at NOON + 31.
@@ -500,7 +577,7 @@ def test_spend_groups_sums_over_teams_and_days_and_ranks_by_cost(
             record("c1", team_id=DEFAULT_TEAM, key_id="-", cost=1, ts=NOON + DAY),
         ]
         for settled_record in settled:
-            assert await store.settle(settled_record, None)
+            assert await store.settle(settled_record)
 
         by_deployment = await store.spend("deployment", NOON - DAY, NOON + DAY)
         assert by_deployment == [
@@ -537,7 +614,7 @@ def test_records_come_back_whole_oldest_first_across_teams_within_the_range(
             record("r4", ts=NOON + 4),
         ]
         for settled in written:
-            await store.settle(settled, None)
+            await store.settle(settled)
         found = await store.records(NOON, NOON + 4)
         assert [r.request_id for r in found] == ["r1", "o1", "d2", "r3"]
         assert found[0] == written[2]
@@ -565,7 +642,7 @@ def test_names_with_quotes_backslashes_and_non_ascii_survive_admission_and_settl
             alias='ch"at\\\u00e9',
             deployment="gpt\t\u4e2d",
         )
-        assert await store.settle(settled, held)
+        assert await store.settle(settled)
         assert await store.records(NOON - DAY, NOON + DAY, odd) == [settled]
         assert [r.group for r in await store.spend("alias", NOON, NOON, odd)] == [settled.alias]
         assert [r.group for r in await store.spend("key", NOON, NOON, odd)] == [ab12.key_id]
@@ -629,7 +706,7 @@ def test_large_round_amounts_are_counted_to_the_micro_dollar(make_store: StoreFa
         admitted = await store.admit(big)
         assert admitted.budget_left_micros == 10**13 - 10**10
         assert admitted.tokens == RateState(10**9, 9 * 10**8, 60.0)
-        await store.settle(record("r1", cost=10**11, tokens=(10**8, 10**8)), big)
+        await store.settle(record("r1", cost=10**11, tokens=(10**8, 10**8)))
         assert await store.spent("research", None, PeriodIds.at(NOON)) == spent(
             10**11, 10**11, 10**11
         )

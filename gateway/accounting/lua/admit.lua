@@ -1,22 +1,34 @@
 -- admit.lua: one admission, atomically (RedisStore.admit builds KEYS and ARGV).
--- For each subject (the key, if any, then the team), in this order, before any write:
--- parallel slots, requests per minute, tokens per minute, budgets (day, month, total).
+-- If the request is already settled (its done marker exists: the gateway gave up waiting for
+-- this reply, served the request unmetered and settled it before Redis ran this script), it
+-- writes nothing and answers admitted: nobody waits for the answer any more.
+-- Otherwise, for each subject (the key, if any, then the team), in this order, before any
+-- write: parallel slots, requests per minute, tokens per minute, budgets (day, month, total).
 -- The first check that fails returns a refusal and nothing is written; otherwise the
--- request takes its slot, its request and tokens are counted and its reservation is added
--- to all three budget counters of every subject (limited or not).
+-- request takes its slot, its request and tokens are counted, its reservation is added to
+-- all three budget counters of every subject (limited or not), and what it took is recorded
+-- in the request's held entry (for settle.lua to give back), which expires with the admission.
 --
--- KEYS, six per subject: slots (zset request id -> expiry), rpm and tpm (hash epoch second ->
---   count), spent day, spent month, spent total (integer micro-dollars).
+-- KEYS: 1 the request's done marker, 2 its held entry, then six per subject: slots (zset
+--   request id -> expiry), rpm and tpm (hash epoch second -> count), spent day, spent month,
+--   spent total (integer micro-dollars).
 -- ARGV[1], one JSON array: now (epoch seconds, a decimal string: it is written as a score
 --   bound as given), request id, slot expiry (a decimal string), tokens, reserve micros, day
---   counter TTL, month counter TTL, rate hash TTL, then six per subject: max parallel, rpm,
---   tpm, day, month, total budget (null = no limit).
+--   counter TTL, month counter TTL, rate hash TTL, the budget day and month ids, the held
+--   entry's TTL (milliseconds), then six per subject: max parallel, rpm, tpm, day, month,
+--   total budget (null = no limit).
+-- The held entry: a JSON array of strings: reserve, tokens, epoch second of the TPM bucket,
+--   day id, month id, then three per subject: its counters' key prefix, '1' if it took a
+--   parallel slot, '1' if it counted TPM tokens ('0' otherwise).
 -- Reply: refused {0, check (1 parallel, 2 requests, 3 tokens, 4 budget), subject (0-based),
 --   limit, used, period (1 day, 2 month, 3 total; 0), has room (0/1), room second}
 --   or admitted {1, {subject, limit, used, oldest second}... for rpm, the same for tpm,
---   {subject, period, limit, used}... for the limited budgets}.
+--   {subject, period, limit, used}... for the limited budgets} (all empty when already
+--   settled).
 -- Numbers the script computes go to Redis through string.format('%d'), never tostring,
--- which would write large integers in exponent form.
+-- which would write large integers in exponent form (nor cjson.encode: 14 digits).
+
+if redis.call('EXISTS', KEYS[1]) == 1 then return {1, {}, {}, {}} end
 
 local args = cjson.decode(ARGV[1])
 local now_text, request_id, expiry = args[1], args[2], args[3]
@@ -29,10 +41,11 @@ local reserve = args[5]
 local reserve_text = string.format('%d', reserve)
 local ttls = {string.format('%d', args[6]), string.format('%d', args[7])}
 local rate_ttl = string.format('%d', args[8])
-local subjects = #KEYS / 6
+local day, month, held_ttl = args[9], args[10], string.format('%d', args[11])
+local subjects = (#KEYS - 2) / 6
 
 local function limit(s, n)
-  local value = args[8 + s * 6 + n]
+  local value = args[11 + s * 6 + n]
   if value == cjson.null then return nil end
   return value
 end
@@ -65,7 +78,7 @@ end
 -- Checks. The windows read here are kept for the writes: nothing else runs in between.
 local windows = {}
 for s = 0, subjects - 1 do
-  local k = s * 6
+  local k = 2 + s * 6
   local max_parallel = limit(s, 1)
   if max_parallel then
     local active = redis.call('ZCOUNT', KEYS[k + 1], '(' .. now_text, '+inf')
@@ -98,8 +111,9 @@ end
 -- Writes.
 local uses = {{}, {}}
 local budgets = {}
+local held = {reserve_text, string.format('%d', amounts[2]), second_text, day, month}
 for s = 0, subjects - 1 do
-  local k = s * 6
+  local k = 2 + s * 6
   if limit(s, 1) then
     local slots = KEYS[k + 1]
     redis.call('ZREMRANGEBYSCORE', slots, '-inf', now_text)
@@ -139,5 +153,10 @@ for s = 0, subjects - 1 do
       budgets[#budgets + 1] = used
     end
   end
+  -- The subject's prefix: its slots key without ':slots'.
+  held[#held + 1] = string.sub(KEYS[k + 1], 1, -7)
+  held[#held + 1] = limit(s, 1) and '1' or '0'
+  held[#held + 1] = limit(s, 3) and '1' or '0'
 end
+redis.call('SET', KEYS[2], cjson.encode(held), 'PX', held_ttl)
 return {1, uses[1], uses[2], budgets}

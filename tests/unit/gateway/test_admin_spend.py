@@ -82,7 +82,7 @@ def _record(
 def _settle(store: MemoryStore, records: list[SpendRecord]) -> None:
     async def settle_all() -> None:
         for record in records:
-            assert await store.settle(record, None)
+            assert await store.settle(record)
 
     asyncio.run(settle_all())
 

@@ -13,18 +13,10 @@ from prometheus_client import REGISTRY
 
 from gateway.accounting.ledger import LedgerWriter
 from gateway.accounting.memory_store import MemoryStore
-from gateway.accounting.model import (
-    Admission,
-    Limits,
-    PeriodIds,
-    SpendRecord,
-    Team,
-    VirtualKey,
-)
+from gateway.accounting.model import PeriodIds, SpendRecord
 from gateway.accounting.store import StoreUnavailable
 
 NOON = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()
-Item = tuple[SpendRecord, Admission | None]
 
 
 def record(n: int, cost: int = 10) -> SpendRecord:
@@ -46,24 +38,19 @@ class Recording(MemoryStore):
         self.hold: asyncio.Event | None = None
         self.holding = asyncio.Event()
 
-    async def settle_many(self, items: Sequence[Item]) -> list[bool]:
-        self.batches.append([record.request_id for record, _ in items])
+    async def settle_many(self, records: Sequence[SpendRecord]) -> list[bool]:
+        self.batches.append([record.request_id for record in records])
         if self.hold is not None:
             self.holding.set()
             await self.hold.wait()
         if self.fail_after:
-            await super().settle_many(items[: self.fail_after.pop(0)])
+            await super().settle_many(records[: self.fail_after.pop(0)])
             raise StoreUnavailable("redis: ConnectionError: down")
-        return await super().settle_many(items)
+        return await super().settle_many(records)
 
 
 def counter(name: str) -> float:
     return REGISTRY.get_sample_value(f"{name}_total") or 0.0
-
-
-def admitted(n: int, max_parallel: int | None = None) -> Admission:
-    key = VirtualKey("key_ab12", "h", "research", limits=Limits(max_parallel=max_parallel))
-    return Admission(f"r{n}", Team("research"), key, 100, 10, NOON + n, 30.0)
 
 
 async def settled_within(writer: LedgerWriter, seconds: float) -> bool:
@@ -81,7 +68,7 @@ def test_records_are_settled_in_arrival_order_in_batches_of_up_to_64() -> None:
         store = Recording()
         writer = LedgerWriter(store, capacity=1_000, retry_s=0.01)
         for n in range(150):
-            writer.submit(record(n), None)
+            writer.submit(record(n))
         writer.start()
         assert await writer.flush(5.0)
         assert len(writer) == 0
@@ -101,7 +88,7 @@ def test_a_batch_that_failed_part_way_is_sent_again_whole_and_nothing_counts_twi
         store.fail_after = [10, 0]  # 10 applied before the outage, then a clean failure
         writer = LedgerWriter(store, capacity=1_000, retry_s=0.01)
         for n in range(40):
-            writer.submit(record(n), None)
+            writer.submit(record(n))
         writer.start()
         assert await writer.flush(5.0)
         await writer.aclose()
@@ -122,11 +109,11 @@ def test_records_dropped_while_a_batch_is_in_flight_take_no_unsettled_record_wit
         store.hold = asyncio.Event()
         writer = LedgerWriter(store, capacity=4, retry_s=0.01)
         for n in range(3):
-            writer.submit(record(n), None)
+            writer.submit(record(n))
         writer.start()
         await store.holding.wait()  # r0, r1, r2 in flight
         for n in range(3, 6):
-            writer.submit(record(n), None)  # the full backlog drops r0 and r1
+            writer.submit(record(n))  # the full backlog drops r0 and r1
         store.hold.set()
         assert await writer.flush(5.0)
         await writer.aclose()
@@ -142,10 +129,10 @@ def test_records_arriving_while_a_partial_batch_lingers_share_its_round_trip() -
         store = Recording()
         writer = LedgerWriter(store, capacity=1_000, retry_s=0.01, linger_s=0.2)
         writer.start()
-        writer.submit(record(0), admitted(0))
+        writer.submit(record(0))
         await asyncio.sleep(0.02)
-        writer.submit(record(1), None)
-        writer.submit(record(2), admitted(2))
+        writer.submit(record(1))
+        writer.submit(record(2))
         assert await settled_within(writer, 5.0)
         await writer.aclose()
         return store
@@ -158,10 +145,10 @@ def test_a_record_holding_a_parallel_slot_is_settled_without_lingering() -> None
         store = Recording()
         writer = LedgerWriter(store, capacity=1_000, retry_s=0.01, linger_s=60.0)
         writer.start()
-        writer.submit(record(0), admitted(0))
+        writer.submit(record(0))
         await asyncio.sleep(0.02)
         assert store.batches == []  # lingering
-        writer.submit(record(1), admitted(1, max_parallel=1))
+        writer.submit(record(1), frees_slot=True)
         assert await settled_within(writer, 2.0)
         await writer.aclose()
         return store
@@ -174,11 +161,11 @@ def test_flush_and_close_do_not_wait_for_a_lingering_batch() -> None:
         store = Recording()
         writer = LedgerWriter(store, capacity=1_000, retry_s=0.01, linger_s=60.0)
         writer.start()
-        writer.submit(record(0), None)
+        writer.submit(record(0))
         started = time.monotonic()
         flushed = await writer.flush(5.0)
         took = time.monotonic() - started
-        writer.submit(record(1), None)
+        writer.submit(record(1))
         await writer.aclose(timeout_s=5.0)
         return flushed, took, store
 

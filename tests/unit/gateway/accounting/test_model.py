@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from gateway.accounting.model import PeriodIds, SpendRecord, hash_secret, new_secret
+from gateway.accounting.model import (
+    Admission,
+    Limits,
+    PeriodIds,
+    SpendRecord,
+    Team,
+    VirtualKey,
+    hash_secret,
+    new_secret,
+)
 
 
 def test_a_spend_record_round_trips_through_its_fields() -> None:
@@ -40,3 +49,15 @@ def test_secrets_are_random_and_stored_only_as_a_hash() -> None:
     a, b = new_secret(), new_secret()
     assert a != b and a.startswith("sk-gw-") and len(a) > 40
     assert hash_secret(a) != a and len(hash_secret(a)) == 64
+
+
+def test_an_admission_takes_a_parallel_slot_when_its_key_or_its_team_limits_them() -> None:
+    def takes(team: Limits, key: Limits | None) -> bool:
+        found = None if key is None else VirtualKey("k", "h", "t", limits=key)
+        return Admission("r", Team("t", team), found, 0, 0, 0.0, 60.0).takes_slot
+
+    assert not takes(Limits(rpm=5), Limits(tpm=9))
+    assert not takes(Limits(), None)
+    assert takes(Limits(), Limits(max_parallel=1))
+    assert takes(Limits(max_parallel=1), None)
+    assert takes(Limits(max_parallel=1), Limits(max_parallel=4))
