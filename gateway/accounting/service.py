@@ -9,7 +9,10 @@ for the ledger writer, which settles it off the request path).
 When the store fails, it is skipped for ``store_retry_s`` (one probe per interval, not one
 timeout per request); admissions then pass unmetered (``when_store_down: open``, the default)
 or get 503 (``closed``), keys already seen keep working from the cache, and finished requests
-wait in the ledger backlog. Imports: ``gateway`` modules.
+wait in the ledger backlog. An admission that failed may still be applied by the store (a
+slow Redis runs it after the deadline): the store holds what it took until the request's
+record settles, so the request is always recorded - served, or refused with 503 after its
+admission failed (nothing spent). Imports: ``gateway`` modules.
 """
 
 from __future__ import annotations
@@ -252,16 +255,26 @@ class Accounting:
         except StoreUnavailable as exc:
             metrics.child(metrics.STORE_ERRORS, "admit").inc()
             self._down_until = now_mono + self.settings.store_retry_s
+            if self.settings.when_store_down == "closed":
+                # The store may yet run the admission it was sent: settling the refusal's
+                # record (503, nothing spent) gives back whatever that reserves.
+                self._record_refusal(principal, request_id, alias, 503, now_mono)
             return self._store_down(principal, exc)
         self._remember(principal, verdict)
         if not verdict.admitted:
             reason = verdict.refusal or "budget"
             metrics.child(metrics.ACCOUNTING_REFUSALS, principal.team.team_id, reason).inc()
-            took = monotonic() - now_mono
-            refused = Outcome(request_id, alias, None, None, False, 429, took, None, 0.0, 0.0)
-            self.finish(Ticket(principal, None, []), refused)
+            self._record_refusal(principal, request_id, alias, 429, now_mono)
             raise refusal(verdict)
         return Ticket(principal, admission, rate_headers(verdict))
+
+    def _record_refusal(
+        self, principal: Principal, request_id: str, alias: str, status: int, now_mono: float
+    ) -> None:
+        """A refused request's ledger record: ``status``, nothing spent."""
+        took = monotonic() - now_mono
+        refused = Outcome(request_id, alias, None, None, False, status, took, None, 0.0, 0.0)
+        self.finish(Ticket(principal, None, []), refused)
 
     def _output_bound(self, plan: Sequence[Deployment]) -> int:
         windows = [d.context_window for d in plan if d.context_window]
