@@ -131,11 +131,16 @@ class ReplayResult:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
+    def lag_p99_s(self) -> float:
+        """How late the sender's p99 request left (nearest rank): the client machine's delay."""
+        lags = sorted(s.lag_s for s in self.sent)
+        return lags[max(0, math.ceil(0.99 * len(lags)) - 1)] if lags else 0.0
+
     def summary(self) -> str:
         """A few lines for people."""
         ms = "/".join(f"{1000 * self.ttft_percentile(q):,.0f}" for q in (50, 95, 99))
         lags = sorted(s.lag_s for s in self.sent)
-        lag_p99 = lags[max(0, math.ceil(0.99 * len(lags)) - 1)] if lags else 0.0
+        lag_p99 = self.lag_p99_s()
         return "\n".join(
             [
                 f"requests: {len(self.sent)} ({self.errors} errors), by deployment: "

@@ -39,6 +39,11 @@ PAID_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 SLO_MS = 1000
 RATE_SCALE = 4.0
 TOLERANCE = 0.10
+MAX_SEND_LAG_P99_S = 0.1
+"""Past this, the machine could not replay the trace on time (the client, the emulators and the
+gateway share two cores): what ran was not the trace the simulator saw, so agreement is not
+measurable. Seen on a machine where CPython ran a 10M-step loop in 1.2 s: p99 lag 250-460 ms,
+at the commit before accounting as well as after."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,13 @@ def sim_local_share(result: RunResult) -> float:
     return sum(1 for name in served if name in local) / len(result.requests)
 
 
+def require_on_time(result: ReplayResult, text: str) -> None:
+    """Skip, saying why, when the sender itself fell behind the trace's schedule."""
+    lag = result.lag_p99_s()
+    if lag > MAX_SEND_LAG_P99_S:
+        pytest.skip(f"the replay left {1000 * lag:.0f} ms late at p99 (machine too slow):\n{text}")
+
+
 def report(label: str, result: ReplayResult, sim: RunResult, seconds: float) -> str:
     """One line per side, for the test log."""
     sim_att = sum(1 for t in sim.ttft_s if t <= SLO_MS / 1000) / len(sim.ttft_s)
@@ -165,6 +177,7 @@ def test_live_replay_spends_and_stays_local_as_the_simulator_predicts(
     text = report("agreement", result, sim, seconds)
     print(text)
     assert result.errors == 0, text
+    require_on_time(result, text)
     sim_local = sim_local_share(sim)
     assert 0.80 <= sim_local <= 0.95, "the slice should spill roughly 5-20% to paid"
     assert result.local_share == pytest.approx(sim_local, rel=TOLERANCE), text
@@ -185,6 +198,6 @@ def test_predictor_keeps_the_slo_on_a_gpu_25_percent_slower_than_calibrated(
     text += f"\n  live SLO attainment after warm-up: {100 * result.attainment(warm_up):.2f}%"
     print(text)
     assert result.errors == 0, text
-    # A send lag of many ms in the report means the machine, not the gateway, was slow.
+    require_on_time(result, text)
     assert result.attainment(skip=warm_up) >= 0.99, text
     assert result.local_share >= 0.8, text
