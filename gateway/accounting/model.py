@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Literal
 
 MICROS_PER_USD = 1_000_000
@@ -46,8 +47,17 @@ class PeriodIds:
     @classmethod
     def at(cls, ts: float) -> PeriodIds:
         """The periods of epoch second ``ts``."""
-        moment = datetime.fromtimestamp(ts, UTC)
-        return cls(moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"))
+        return _periods_of_day(int(ts // _DAY_S))
+
+
+_DAY_S = 86_400
+
+
+@lru_cache(maxsize=64)
+def _periods_of_day(day: int) -> PeriodIds:
+    """Formatting dates costs microseconds per request; a day's ids are computed once."""
+    moment = datetime.fromtimestamp(day * _DAY_S, UTC)
+    return PeriodIds(moment.strftime("%Y-%m-%d"), moment.strftime("%Y-%m"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,13 @@ class Limits:
     rpm: int | None = None
     tpm: int | None = None
     max_parallel: int | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        """No budget and no rate or parallel limit: nothing can refuse a request."""
+        return not self.budget_micros and all(
+            limit is None for limit in (self.rpm, self.tpm, self.max_parallel)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,7 +237,13 @@ class Accounting:
         now_mono: float,
     ) -> Ticket:
         """Reserve the worst case and take the rate-limit slots; 429 when something is full
-        (the refusal is a ledger record too: status 429, nothing spent)."""
+        (the refusal is a ledger record too: status 429, nothing spent).
+
+        A key and team without any limit skip the store: nothing could refuse them, and
+        settling charges the cost to their budget counters all the same."""
+        key_limits = principal.key.limits if principal.key is not None else None
+        if principal.team.limits.unlimited and (key_limits is None or key_limits.unlimited):
+            return Ticket(principal, None, [])
         outputs = output_bound if output_bound is not None else self._output_bound(plan)
         admission = Admission(
             request_id=request_id,

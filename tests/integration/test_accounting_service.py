@@ -14,7 +14,14 @@ import pytest
 
 from gateway.accounting.cost import Costing
 from gateway.accounting.memory_store import MemoryStore
-from gateway.accounting.model import Limits, Team, VirtualKey, hash_secret, new_secret
+from gateway.accounting.model import (
+    Limits,
+    PeriodIds,
+    Team,
+    VirtualKey,
+    hash_secret,
+    new_secret,
+)
 from gateway.accounting.pricing import Price
 from gateway.accounting.redis_store import RedisStore
 from gateway.accounting.refusals import AccountingUnavailable, QuotaExceeded, RateLimited
@@ -221,5 +228,29 @@ def test_a_burst_from_a_new_key_reads_the_store_once(redis_server: RedisServer) 
         assert {p.key_id for p in principals} == {"key_1"}
         assert gets == 3  # the hash index, the key and its team: once for all 50
         await store.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_caller_without_limits_skips_the_store_but_its_spend_still_counts(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url, timeout_s=1.0)
+        acc = accounting(store)
+        secret = await add_key(store, Team("research"))  # no budget, no limits
+        await acc.principal(f"Bearer {secret}", time.time())  # cached: no read below
+        acc.start()
+        with redis_server.client() as admin:
+            admin.config_resetstat()
+            ticket = await admit(acc, secret, "free")
+            scripts = admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+        assert ticket.admission is None and scripts == 0
+        acc.finish(ticket, outcome("free", Usage(100, 10)))
+        assert await acc.writer.flush(5.0)
+        today = (await store.records(0, time.time() + 1))[0]
+        spent = await store.spent("research", None, PeriodIds.at(today.ts))
+        assert spent == {"day": 21, "month": 21, "total": 21}
+        await acc.aclose()
 
     asyncio.run(scenario())
