@@ -111,6 +111,10 @@ def test_redis_totals_ledger_and_upstream_logs_agree_to_the_micro_dollar(
     fleet: AccountingFleet,
 ) -> None:
     with admin_of(fleet) as admin:
+        # alpha has a budget the load never reaches, so each of its requests is admitted
+        # (a reservation, then a refund) in Redis; beta has no limit at all, so its requests
+        # skip admission and are only charged when they settle. Both must add up.
+        admin.create_team("alpha", budget_usd={"day": 1000})
         keys = [
             admin.create_key(team, name=f"{team}-{n}") for team in ("alpha", "beta") for n in (1, 2)
         ]
@@ -238,7 +242,7 @@ def test_two_requests_with_the_same_client_request_id_are_each_billed_once(
     with contextlib.ExitStack() as stack:
         fleet = start_accounting_fleet(stack, tmp_path, redis_server.url, gateways=1)
         with admin_of(fleet) as admin:
-            key = admin.create_key("gamma")
+            key = admin.create_key("gamma", budget_usd={"day": 1000})  # admitted, reserved
 
             async def twice() -> list[int]:
                 async with openai.AsyncOpenAI(

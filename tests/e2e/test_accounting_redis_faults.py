@@ -40,6 +40,10 @@ from tests.support.accounting import (
 )
 from tests.support.redis_server import RedisServer
 
+ROOMY_BUDGET = {"day": 1000}
+"""A budget no test here reaches: callers without any limit skip admission altogether, and
+these tests are about admissions meeting a Redis that is down or late."""
+
 pytestmark = pytest.mark.e2e
 
 REQUESTS = 1500
@@ -79,6 +83,8 @@ def test_redis_crash_mid_load_gives_no_5xx_and_every_request_one_ledger_record(
             },
         )
         with admin_of(fleet) as admin:
+            # A budget the load never reaches: every admission goes to Redis and reserves.
+            admin.create_team("ops", budget_usd=ROOMY_BUDGET)
             keys = [admin.create_key("ops", name=f"ops-{n}") for n in range(2)]
             shots = [
                 Shot(
@@ -153,7 +159,7 @@ def test_when_store_down_closed_answers_503_naming_the_accounting_store(
             accounting={"when_store_down": "closed", "store_retry_s": 0.5},
         )
         with admin_of(fleet) as admin:
-            key = admin.create_key("strict")
+            key = admin.create_key("strict", budget_usd=ROOMY_BUDGET)  # so there is one to check
 
         async def one(prompt: str) -> Result:
             clients = Clients(fleet.urls)
@@ -203,7 +209,7 @@ def test_an_admission_redis_applies_after_the_gateway_gave_up_leaves_no_reservat
             accounting={"when_store_down": "open", "store_timeout_ms": 50, "store_retry_s": 0.2},
         )
         with admin_of(fleet) as admin:
-            key = admin.create_key("late", name="late")
+            key = admin.create_key("late", name="late", budget_usd=ROOMY_BUDGET)
 
             async def warm() -> Result:
                 clients = Clients(fleet.urls)
