@@ -53,7 +53,7 @@ from gateway.upstreams.base import Usage
 log = logging.getLogger("gateway.accounting")
 _BEARER = "bearer "
 _MAX_CACHED = 100_000
-_EMBEDDED_LEDGER = 100_000
+_EMBEDDED_LEDGER = 10_000
 
 
 @dataclass(slots=True)
