@@ -12,19 +12,18 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import json
 import random
 import secrets
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 
+from gateway.admin_client import AdminClient
 from gateway.config import load_config
 from loadtests.demo_report import Outcome, render_ledger, render_reasons, render_summary
 from loadtests.fleet import (
@@ -222,13 +221,8 @@ def ledger_spend(url: str, master_key: str, timeout_s: float = 10.0) -> dict[str
     deadline = time.monotonic() + timeout_s
     while metric_sum(scrape(url), "gateway_ledger_backlog") > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    request = urllib.request.Request(
-        url + "/admin/spend?group_by=deployment",
-        headers={"Authorization": f"Bearer {master_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        spend: dict[str, object] = json.load(response)
-    return spend
+    admin = AdminClient(url, master_key, timeout_s=timeout_s)
+    return admin.call("GET", "/admin/spend", query={"group_by": "deployment"})
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Accounting: token prices, usage and (later) spend ledgers."""
+"""Accounting: virtual keys and teams, budgets and rate limits, prices and the spend ledger."""

@@ -12,7 +12,7 @@ from time import time
 
 from gateway.accounting.model import Principal
 from gateway.accounting.service import Accounting
-from gateway.asgi import Receive, Scope, read_body
+from gateway.asgi import Receive, Scope, header, read_body
 from gateway.controls import controls_for
 from gateway.dispatch import Dispatcher, Routing
 from gateway.errors import ModelNotFound, PermissionDenied
@@ -40,7 +40,10 @@ async def take_request(
 ) -> Intake:
     """Read and route one request; raises InvalidRequest, ModelNotFound, PayloadTooLarge."""
     accounting: Accounting = scope["state"]["accounting"]
-    principal = await accounting.principal(_authorization(scope), time())
+    authorization = header(scope, b"authorization")
+    principal = await accounting.principal(
+        None if authorization is None else authorization.decode("latin-1"), time()
+    )
     config = dispatcher.config
     body = await read_body(scope, receive, config.server.max_body_bytes)
     parsed = parse_request(endpoint, body)
@@ -60,10 +63,3 @@ async def take_request(
     budget = accounting.budget_hint(principal)
     routing = dispatcher.decide(parsed, len(body), controls, explain=explain, budget=budget)
     return Intake(principal, body, parsed, routing)
-
-
-def _authorization(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return str(value.decode("latin-1"))
-    return None

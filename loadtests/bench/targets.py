@@ -5,7 +5,7 @@ to send requests, which model name and which API key to put in them. ``gateway``
 (no keys); ``accounting`` is the same gateway with everything the accounting issue adds on
 the request path: API keys, a team and key budget and RPM/TPM limits (far above the load, so
 every request is admitted and settled) and the spend ledger, on a real ``redis-server``.
-Stdlib only (the processes run other code).
+Stdlib and the gateway's stdlib-only admin client (the processes run the rest).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.admin_client import AdminClient
 from loadtests.fleet import start_emulator
 from loadtests.processes import ManagedProcess, free_port, running_process
 from loadtests.redis_server import RedisServer
@@ -132,22 +133,11 @@ def start_proxy(
 
 def bench_key(origin: str) -> str:
     """A key of a team with budgets and limits that the benchmark's load never reaches."""
+    admin = AdminClient(origin, MASTER_KEY)
     limits = {"budget_usd": {"day": 1000, "month": 10000}, "rpm": 10**8, "tpm": 10**9}
-    _admin(origin, "/admin/teams", {"team_id": "bench", **limits})
-    created = _admin(origin, "/admin/keys", {"team_id": "bench", "name": "bench", **limits})
+    admin.call("POST", "/admin/teams", {"team_id": "bench", **limits})
+    created = admin.call("POST", "/admin/keys", {"team_id": "bench", "name": "bench", **limits})
     secret = created["key"]
     if not isinstance(secret, str):
         raise RuntimeError(f"the admin API answered no key: {created}")
     return secret
-
-
-def _admin(origin: str, path: str, body: dict[str, object]) -> dict[str, object]:
-    request = urllib.request.Request(
-        origin + path,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10.0) as response:
-        answer: dict[str, object] = json.load(response)
-    return answer

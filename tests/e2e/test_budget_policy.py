@@ -4,13 +4,12 @@ alias moves from its preferred (dearer) deployment to the cheapest one, before a
 from __future__ import annotations
 
 import contextlib
-import json
-import urllib.request
 from pathlib import Path
 
 import openai
 import pytest
 
+from gateway.admin_client import AdminClient
 from loadtests.fleet import DemoFleet, start_gateway
 from tests.support.clients import CLIENT_TIMEOUT_S
 from tests.support.services import demo_deployment, write_config
@@ -20,18 +19,6 @@ pytestmark = pytest.mark.e2e
 MASTER = "sk-test-master"
 DEAR, CHEAP = "anthropic-haiku-4-5", "openai-gpt-4o-mini"  # $1/$5 and $0.15/$0.60 per Mtok
 BUDGET_USD = 0.01
-
-
-def _admin(url: str, path: str, body: dict[str, object]) -> dict[str, object]:
-    request = urllib.request.Request(
-        url + path,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10.0) as response:
-        answer: dict[str, object] = json.load(response)
-    return answer
 
 
 def test_budget_policy_moves_to_the_cheapest_deployment_as_the_team_budget_runs_low(
@@ -53,8 +40,9 @@ def test_budget_policy_moves_to_the_cheapest_deployment_as_the_team_budget_runs_
     with contextlib.ExitStack() as stack:
         env = {**demo_fleet.env(), "TOKEN_GATEWAY_MASTER_KEY": MASTER}
         gateway = start_gateway(stack, path, env, log_dir=tmp_path)
-        _admin(gateway.url, "/admin/teams", {"team_id": "lab", "budget_usd": {"day": BUDGET_USD}})
-        secret = _admin(gateway.url, "/admin/keys", {"team_id": "lab"})["key"]
+        admin = AdminClient(gateway.url, MASTER)
+        admin.call("POST", "/admin/teams", {"team_id": "lab", "budget_usd": {"day": BUDGET_USD}})
+        secret = admin.call("POST", "/admin/keys", {"team_id": "lab"})["key"]
         assert isinstance(secret, str)
         client = openai.OpenAI(
             base_url=f"{gateway.url}/v1", api_key=secret, max_retries=0, timeout=CLIENT_TIMEOUT_S

@@ -27,6 +27,7 @@ import aiohttp
 import httpx
 import openai
 
+from gateway.accounting.codec import SPEND_METRICS
 from gateway.accounting.model import to_micros
 from gateway.config import Config, load_config
 from loadtests.fleet import Service, metric_sum, scrape, start_emulator, start_gateway
@@ -47,15 +48,6 @@ MINI_41_PRICE = {"input_usd_per_mtok": 0.40, "output_usd_per_mtok": 1.60}
 CLIENT_TIMEOUT_S = 30.0
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0)
 LIFETIME_S = 400.0
-SPEND_METRICS = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cost_micros",
-    "shadow_micros",
-    "reference_micros",
-    "savings_micros",
-)
 
 
 # --- processes ---------------------------------------------------------------------------
