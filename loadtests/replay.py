@@ -151,6 +151,7 @@ class ReplayResult:
                 f"SLO attainment (TTFT <= {1000 * self.slo_ttft_s:g} ms): "
                 f"{100 * self.attainment():.2f}%",
                 f"send lag p99/max ms: {1000 * lag_p99:.0f}/{1000 * max(lags, default=0):.0f}",
+                *[f"error: {s.error}" for s in self.sent if s.error is not None][:3],
             ]
         )
 

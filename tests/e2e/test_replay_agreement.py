@@ -148,7 +148,8 @@ def sim_local_share(result: RunResult) -> float:
 
 
 def require_on_time(result: ReplayResult, text: str) -> None:
-    """Skip, saying why, when the sender itself fell behind the trace's schedule."""
+    """Skip, saying why, when the sender itself fell behind the trace's schedule (checked
+    before errors: a client starved that long can time out; the skip message shows them)."""
     lag = result.lag_p99_s()
     if lag > MAX_SEND_LAG_P99_S:
         pytest.skip(f"the replay left {1000 * lag:.0f} ms late at p99 (machine too slow):\n{text}")
@@ -176,8 +177,8 @@ def test_live_replay_spends_and_stays_local_as_the_simulator_predicts(
         sim = simulated(fleet.config, requests)
     text = report("agreement", result, sim, seconds)
     print(text)
-    assert result.errors == 0, text
     require_on_time(result, text)
+    assert result.errors == 0, text
     sim_local = sim_local_share(sim)
     assert 0.80 <= sim_local <= 0.95, "the slice should spill roughly 5-20% to paid"
     assert result.local_share == pytest.approx(sim_local, rel=TOLERANCE), text
@@ -197,7 +198,7 @@ def test_predictor_keeps_the_slo_on_a_gpu_25_percent_slower_than_calibrated(
     text = report("slow GPU x1.25", result, sim, seconds)
     text += f"\n  live SLO attainment after warm-up: {100 * result.attainment(warm_up):.2f}%"
     print(text)
-    assert result.errors == 0, text
     require_on_time(result, text)
+    assert result.errors == 0, text
     assert result.attainment(skip=warm_up) >= 0.99, text
     assert result.local_share >= 0.8, text
