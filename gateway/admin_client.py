@@ -1,4 +1,4 @@
-"""``python -m gateway keys|teams|spend``: the admin API of a running gateway, from a shell.
+"""``python -m gateway keys|teams|spend|cache``: the admin API of a running gateway, from a shell.
 
 Talks HTTP with the standard library only (urllib), to ``--url`` (default: the
 ``TOKEN_GATEWAY_URL`` environment variable, else http://127.0.0.1:8080) with the master key
@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, TextIO
 URL_ENV = "TOKEN_GATEWAY_URL"
 MASTER_KEY_ENV = "TOKEN_GATEWAY_MASTER_KEY"
 DEFAULT_URL = "http://127.0.0.1:8080"
-ADMIN_COMMANDS = frozenset({"keys", "teams", "spend"})
+ADMIN_COMMANDS = frozenset({"keys", "teams", "spend", "cache"})
 GROUPS = ("team", "key", "alias", "deployment")
 TIMEOUT_S = 30.0
 
@@ -126,7 +126,7 @@ def _error_message(raw: bytes, status: int) -> str:
 
 
 def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``keys``, ``teams`` and ``spend`` to the CLI's subcommands."""
+    """Add ``keys``, ``teams``, ``spend`` and ``cache`` to the CLI's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url",
@@ -142,6 +142,9 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--alias", action="append", default=[], help="an alias it may call (repeat; default: all)"
     )
     create.add_argument("--policy", help="the routing policy for its requests")
+    create.add_argument(
+        "--cache", choices=("off", "deterministic", "always"), help="its response cache mode"
+    )
     create.add_argument("--expires-in-s", type=float, help="seconds until it expires")
     _limit_options(create)
     listing = _leaf(keys, "list", "list keys (never their secrets)", common, _list_keys)
@@ -161,10 +164,16 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     export.add_argument("--output", help="write to this file instead of stdout")
     _range_options(export)
+    cache = _group(sub, "cache", "the response cache: stats and purge")
+    stats = _leaf(cache, "stats", "entries, bytes and hit ratio", common, _cache_stats)
+    purge = _leaf(cache, "purge", "delete cached answers", common, _cache_purge)
+    for parser in (stats, purge):
+        parser.add_argument("--namespace", help="one team's entries (or 'shared')")
+        parser.add_argument("--alias", help="one alias's entries")
 
 
 def run_admin_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run a parsed ``keys``/``teams``/``spend`` command; returns the exit code."""
+    """Run a parsed ``keys``/``teams``/``spend``/``cache`` command; returns the exit code."""
     master_key = os.environ.get(MASTER_KEY_ENV)
     if not master_key:
         print(f"set {MASTER_KEY_ENV} to the gateway's master key", file=sys.stderr)
@@ -241,6 +250,8 @@ def _create_key(client: AdminClient, args: argparse.Namespace, out: TextIO) -> N
         body["aliases"] = args.alias
     if args.policy is not None:
         body["policy"] = args.policy
+    if args.cache is not None:
+        body["cache"] = args.cache
     if args.expires_in_s is not None:
         body["expires_in_s"] = args.expires_in_s
     key = client.call("POST", "/admin/keys", body)
@@ -311,6 +322,28 @@ def _export(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
         raise
     os.replace(partial, args.output)
     print(f"wrote {args.output}", file=sys.stderr)
+
+
+def _cache_stats(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
+    query = {"namespace": args.namespace, "alias": args.alias}
+    stats = client.call("GET", "/admin/cache/stats", query=query)
+    ratio = stats["hit_ratio"]
+    rows = [
+        [
+            str(stats["entries"]),
+            str(stats["bytes"]),
+            str(stats["hits"]),
+            str(stats["misses"]),
+            "-" if ratio is None else f"{ratio:.1%}",
+        ]
+    ]
+    print(_table(["entries", "bytes", "hits", "misses", "hit ratio"], rows), file=out)
+
+
+def _cache_purge(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
+    query = {"namespace": args.namespace, "alias": args.alias}
+    purged = client.call("DELETE", "/admin/cache", query=query)
+    print(f"deleted {purged['deleted']} cached answers", file=out)
 
 
 def _binary(out: TextIO) -> BinaryIO:

@@ -1,7 +1,8 @@
 """create_app(config) -> the ASGI application: routes, error handlers, lifespan.
 
 The lifespan opens the one pooled aiohttp session (and litellm, if a deployment needs it),
-builds the dispatcher and accounting (its store and ledger writer), hands them to routes as
+builds the dispatcher, accounting (its store and ledger writer) and the response cache (if
+configured), hands them to routes as
 typed state, freezes the start-up heap so
 full GC passes stop costing p99 (DESIGN.md: ~22 ms spikes cut to ~1 ms), and closes
 everything on shutdown.
@@ -23,6 +24,7 @@ from starlette.routing import Route
 
 from gateway.accounting.service import Accounting
 from gateway.asgi import Receive, Scope, Send
+from gateway.cache.service import ResponseCache
 from gateway.config import Config, Kind
 from gateway.dispatch import Dispatcher
 from gateway.errors import (
@@ -50,6 +52,7 @@ class State(TypedDict):
     config: Config
     dispatcher: Dispatcher
     accounting: Accounting
+    cache: ResponseCache | None
     readiness: Readiness
     models: ModelCatalog
     metrics_registry: CollectorRegistry
@@ -76,22 +79,28 @@ def create_app(config: Config) -> HotPaths:
             settings = StatsSettings(circuit=CircuitSettings(cooldown_s=config.server.cooldown_s))
             fleet = FleetStats(config.deployments.values(), samples=scraper, settings=settings)
             accounting = Accounting.for_config(config)
+            cache = ResponseCache.for_settings(config.cache) if config.cache.enabled else None
             gc.collect()
             gc.freeze()
             async with asyncio.TaskGroup() as background:
                 scraping = background.create_task(scraper.run())
                 accounting.start()
+                if cache is not None:
+                    cache.start()
                 try:
                     yield State(
                         config=config,
                         dispatcher=Dispatcher(config, upstreams, fleet),
                         accounting=accounting,
+                        cache=cache,
                         readiness=Readiness(config),
                         models=ModelCatalog(config),
                         metrics_registry=metrics_registry() or REGISTRY,
                     )
                 finally:
                     scraping.cancel()
+                    if cache is not None:
+                        await cache.aclose()
                     await accounting.aclose()
 
     hot = {

@@ -1,4 +1,4 @@
-"""python -m gateway serve | check-config | keys | teams | spend.
+"""python -m gateway serve | check-config | keys | teams | spend | cache.
 
 ``serve`` validates the config in the parent first (a bad file fails with the path of the
 bad field before anything listens), then runs uvicorn with uvloop and httptools. With

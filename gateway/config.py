@@ -21,6 +21,14 @@ import yaml
 
 from gateway.accounting.pricing import Price, PriceBook
 from gateway.accounting.settings import ACCOUNTING_KEYS, AccountingSettings, parse_accounting
+from gateway.cache.settings import (
+    ALIAS_CACHE_KEYS,
+    CACHE_KEYS,
+    AliasCache,
+    CacheSettings,
+    parse_alias_cache,
+    parse_cache,
+)
 from policies.compose import build_policy
 from policies.worker_latency import PROFILES
 
@@ -85,6 +93,7 @@ class Alias:
     slo_ttft_s: float | None = None
     slo_total_s: float | None = None
     max_cost_usd: float | None = None
+    cache: AliasCache | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,7 @@ class Config:
     deployments: Mapping[str, Deployment]
     aliases: Mapping[str, Alias] = field(default_factory=dict)
     accounting: AccountingSettings = field(default_factory=AccountingSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     def deployments_for(self, alias: str) -> tuple[Deployment, ...]:
         """The alias's deployments in configured order."""
@@ -124,9 +134,10 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 def parse_config(raw: object, prices: PriceBook) -> Config:
     """Validate an already-loaded mapping (see ``configs/example.yaml`` for every field)."""
     top = _mapping(raw, "")
-    _only(top, "", {"server", "deployments", "aliases", "accounting"})
+    _only(top, "", {"server", "deployments", "aliases", "accounting", "cache"})
     server = _server(top.get("server", {}))
     accounting = _accounting(top.get("accounting", {}), prices)
+    cache = CacheSettings() if "cache" not in top else _cache(top["cache"], accounting)
     deployments: dict[str, Deployment] = {}
     for i, item in enumerate(_list(top.get("deployments"), "deployments")):
         dep = _deployment(item, f"deployments[{i}]", prices)
@@ -139,7 +150,13 @@ def parse_config(raw: object, prices: PriceBook) -> Config:
     }
     if not aliases:
         raise ConfigError("aliases: at least one alias is required")
-    return Config(server=server, deployments=deployments, aliases=aliases, accounting=accounting)
+    return Config(
+        server=server,
+        deployments=deployments,
+        aliases=aliases,
+        accounting=accounting,
+        cache=cache,
+    )
 
 
 def _accounting(raw: object, prices: PriceBook) -> AccountingSettings:
@@ -147,6 +164,15 @@ def _accounting(raw: object, prices: PriceBook) -> AccountingSettings:
     _only(spec, "accounting", ACCOUNTING_KEYS)
     try:
         return parse_accounting(spec, prices, number=_number, integer=_int, text=_str)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _cache(raw: object, accounting: AccountingSettings) -> CacheSettings:
+    spec = _mapping(raw if raw is not None else {}, "cache")
+    _only(spec, "cache", CACHE_KEYS)
+    try:
+        return parse_cache(spec, accounting.redis_url, number=_number, integer=_int)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 
@@ -279,7 +305,19 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
         slo_ttft_s=_optional_ms(spec.get("slo_ttft_ms"), f"{at}.slo_ttft_ms"),
         slo_total_s=_optional_ms(spec.get("slo_total_ms"), f"{at}.slo_total_ms"),
         max_cost_usd=None if max_cost is None else _number(max_cost, f"{at}.max_cost_usd"),
+        cache=_alias_cache(spec.get("cache"), f"{at}.cache"),
     )
+
+
+def _alias_cache(raw: object, at: str) -> AliasCache | None:
+    if raw is None:
+        return None
+    spec = _mapping(raw, at)
+    _only(spec, at, ALIAS_CACHE_KEYS)
+    try:
+        return parse_alias_cache(spec, at, number=_number)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 _ALIAS_KEYS = {
@@ -289,6 +327,7 @@ _ALIAS_KEYS = {
     "slo_ttft_ms",
     "slo_total_ms",
     "max_cost_usd",
+    "cache",
 }
 
 

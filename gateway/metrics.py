@@ -2,7 +2,8 @@
 
 Names follow DESIGN.md (``gateway_*``, counters end in ``_total``, units in the name); labels
 are bounded (route, model = the public alias, deployment, provider, status): never keys or
-prompts. Buckets cover LLM latencies, from a 10 ms cache hit to a 60 s long generation.
+prompts. Buckets cover LLM latencies, from a 5 ms answer to a 60 s long generation (cache
+lookups: from 0.1 ms).
 Imports: prometheus_client only.
 With several worker processes (``serve --workers N``) prometheus-client's multiprocess mode
 is switched on by the CLI before any worker imports this module (see ``metrics_registry``).
@@ -156,4 +157,31 @@ LEDGER_DROPPED = Counter(
 LEDGER_DUPLICATES = Counter(
     "gateway_ledger_duplicates",
     "Settlements the store had already applied (a retry after an ambiguous failure).",
+)
+CACHE_SECONDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0, 10.0, 60.0)
+CACHE_REQUESTS = Counter(
+    "gateway_cache_requests",
+    "Response cache lookups by public model and result: hit, miss, bypass (the request's mode "
+    "or headers exclude it, or Redis is unavailable) or refresh (Cache-Control: no-cache).",
+    ["model", "result"],
+)
+CACHE_LOOKUP_SECONDS = Histogram(
+    "gateway_cache_lookup_seconds",
+    "Time to a cache answer (a hit waiting on an identical request's upstream call included).",
+    ["result"],
+    buckets=CACHE_SECONDS,
+)
+CACHE_WRITES = Counter(
+    "gateway_cache_writes",
+    "Answers offered to the cache, by outcome: stored, too_large, failed.",
+    ["outcome"],
+)
+CACHE_ERRORS = Counter(
+    "gateway_cache_errors",
+    "Cache operations on Redis that failed or timed out (the request bypassed the cache).",
+    ["operation"],
+)
+CACHE_CORRUPT = Counter(
+    "gateway_cache_corrupt_entries",
+    "Stored cache values that did not decode; each was deleted and the request went upstream.",
 )

@@ -25,6 +25,7 @@ from gateway.accounting.model import (
     Team,
     VirtualKey,
 )
+from gateway.cache.settings import parse_mode
 
 RATE_TTL_S = 120
 DAY_TTL_S = 40 * 86_400
@@ -81,6 +82,7 @@ def key_to_json(key: VirtualKey) -> str:
             "limits": _limits_to_dict(key.limits),
             "policy": key.policy,
             "slo_ttft_ms": key.slo_ttft_ms,
+            "cache": key.cache,
             "metadata": dict(key.metadata),
             "expires_at": key.expires_at,
             "disabled": key.disabled,
@@ -111,6 +113,7 @@ def key_from_json(text: str | bytes) -> VirtualKey:
         limits=_limits_from_dict(_object(data.get("limits"), "limits")),
         policy=policy,
         slo_ttft_ms=_optional_float(data, "slo_ttft_ms"),
+        cache=parse_mode(data.get("cache"), "key: cache"),
         metadata=_str_map(data.get("metadata")),
         expires_at=_optional_float(data, "expires_at"),
         disabled=disabled,

@@ -17,6 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Literal
 
+from gateway.cache.settings import Mode
+
 MICROS_PER_USD = 1_000_000
 KEY_PREFIX = "sk-gw-"
 DEFAULT_TEAM = "default"
@@ -102,6 +104,8 @@ class VirtualKey:
     limits: Limits = Limits()
     policy: str | None = None
     slo_ttft_ms: float | None = None
+    cache: Mode | None = None
+    """The response cache's mode for this key's requests (None: the alias's)."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     expires_at: float | None = None
     disabled: bool = False

@@ -31,6 +31,7 @@ from gateway.accounting.model import (
     to_micros,
     to_usd,
 )
+from gateway.cache.settings import Mode, parse_mode
 from gateway.errors import InvalidRequest
 
 Body = Mapping[str, object]
@@ -54,6 +55,7 @@ KEY_FIELDS = frozenset(
         "aliases",
         "policy",
         "slo_ttft_ms",
+        "cache",
         "metadata",
         "expires_at",
         "expires_in_s",
@@ -167,6 +169,8 @@ def _apply_key(key: VirtualKey, body: Body, now: float) -> VirtualKey:
         changes["policy"] = _optional(body["policy"], "policy", _text)
     if "slo_ttft_ms" in body:
         changes["slo_ttft_ms"] = _optional(body["slo_ttft_ms"], "slo_ttft_ms", _positive)
+    if "cache" in body:
+        changes["cache"] = _cache_mode(body["cache"])
     if "metadata" in body:
         changes["metadata"] = _metadata(body["metadata"])
     if "disabled" in body:
@@ -293,6 +297,13 @@ def _positive(value: object, param: str) -> float:
     return number
 
 
+def _cache_mode(value: object) -> Mode | None:
+    try:
+        return parse_mode(value, "cache")
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="cache") from None
+
+
 def _optional(value: object, param: str, parse: Callable[[object, str], T]) -> T | None:
     return None if value is None else parse(value, param)
 
@@ -363,6 +374,7 @@ def key_json(key: VirtualKey, spent: Mapping[Period, int] | None = None) -> dict
         **limits_json(key.limits),
         "policy": key.policy,
         "slo_ttft_ms": key.slo_ttft_ms,
+        "cache": key.cache,
         "metadata": dict(key.metadata),
         "expires_at": key.expires_at,
         "disabled": key.disabled,

@@ -325,14 +325,15 @@ class Accounting:
                     dep, tokens_out, outcome.started_at, outcome.ended_at
                 )
         team = ticket.principal.team.team_id
+        served_by = "cache" if source == "cache" else dep.name if dep is not None else "none"
         record = SpendRecord(
             request_id=outcome.request_id,
             ts=_wall(),
             key_id=ticket.principal.key_id,
             team_id=team,
             alias=outcome.alias,
-            deployment=dep.name if dep is not None else "none",
-            provider=dep.provider if dep is not None else "none",
+            deployment=served_by,
+            provider=dep.provider if dep is not None else served_by,
             source=source,
             input_tokens=tokens_in,
             output_tokens=tokens_out,

@@ -33,11 +33,15 @@ class _Choice:
     finish: str | None = None
 
 
-def assemble(endpoint: str, relayed: Sequence[bytes]) -> bytes | None:
+def assemble(
+    endpoint: str, relayed: Sequence[bytes], usage: tuple[int, int] | None = None
+) -> bytes | None:
     """The non-stream body equivalent to the SSE chunks ``relayed`` for ``endpoint``.
 
     ``None`` when the stream is not a complete success: no ``[DONE]``, an error event,
-    unparsable JSON, no choices, or a choice without a ``finish_reason``.
+    unparsable JSON, no choices, or a choice without a ``finish_reason``. ``usage`` (prompt,
+    completion tokens) fills in the body's usage when the client did not ask for the usage
+    chunk (the gateway read it, and removed it from what was relayed).
     """
     chat = _is_chat(endpoint)
     try:
@@ -56,9 +60,15 @@ def assemble(endpoint: str, relayed: Sequence[bytes]) -> bytes | None:
             "model": first.get("model"),
             "choices": [_choice_body(i, choices[i], chat) for i in sorted(choices)],
         }
-        usage = [e["usage"] for e in events if e.get("usage") is not None]
-        if usage:
-            body["usage"] = usage[-1]
+        reported = [e["usage"] for e in events if e.get("usage") is not None]
+        if reported:
+            body["usage"] = reported[-1]
+        elif usage is not None:
+            body["usage"] = {
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "total_tokens": usage[0] + usage[1],
+            }
         fingerprint = [e["system_fingerprint"] for e in events if e.get("system_fingerprint")]
         if fingerprint:
             body["system_fingerprint"] = fingerprint[0]

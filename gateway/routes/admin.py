@@ -1,11 +1,11 @@
 """The admin API (``/admin/...``, master key only) and the self-service ``GET /v1/spend``.
 
 This module holds the route table, the guard every endpoint goes through and the team
-endpoints; ``py`` the virtual keys, ``py`` spend reports and the ledger
-export. The guard checks the caller before anything is read (401 without the master key, 403
-for a valid virtual key), reads a bounded JSON body and turns a store outage into 503, so
-every failure is an OpenAI error envelope with the right status, never a 500.
-Imports: ``gateway``.
+endpoints; ``admin_keys.py`` holds the virtual keys, ``admin_spend.py`` spend reports and the
+ledger export, ``admin_cache.py`` the response cache's stats and purge. The guard checks the
+caller before anything is read (401 without the master key, 403 for a valid virtual key),
+reads a bounded JSON body and turns a store outage into 503, so every failure is an OpenAI
+error envelope with the right status, never a 500. Imports: ``gateway``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gateway.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
+from gateway.routes.admin_cache import cache_purge, cache_stats
 from gateway.routes.admin_keys import (
     create_key,
     delete_key,
@@ -59,6 +60,8 @@ def admin_routes() -> list[Route]:
         Route("/admin/keys/{key_id}", _admin(delete_key), methods=["DELETE"]),
         Route("/admin/keys/{key_id}/revoke", _admin(revoke_key), methods=["POST"]),
         Route("/admin/spend", _admin(spend_report), methods=["GET"]),
+        Route("/admin/cache/stats", _admin(cache_stats), methods=["GET"]),
+        Route("/admin/cache", _admin(cache_purge), methods=["DELETE"]),
         Route("/admin/spend/export", _admin(spend_export), methods=["GET"]),
         Route("/v1/spend", _guarded(own_spend, master=False), methods=["GET"]),
     ]

@@ -13,7 +13,7 @@ import json
 from gateway.asgi import Receive, Scope, Send, send_bytes, send_error
 from gateway.dispatch import Dispatcher
 from gateway.errors import GatewayError
-from gateway.routes.intake import take_request
+from gateway.routes.intake import route, take_request
 
 
 class ExplainRoute:
@@ -22,13 +22,11 @@ class ExplainRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dispatcher: Dispatcher = scope["state"]["dispatcher"]
         try:
-            intake = await take_request(
-                scope, receive, "chat/completions", dispatcher, explain=True
-            )
+            intake = await take_request(scope, receive, "chat/completions", dispatcher)
         except GatewayError as err:
             await send_error(send, err, [])
             return
-        routing = intake.routing
+        routing = route(intake, dispatcher, scope["state"]["accounting"], explain=True)
         decision = routing.decision
         scores = {s.name: dataclasses.asdict(s) for s in decision.scores}
         body = {

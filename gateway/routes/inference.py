@@ -1,17 +1,19 @@
 """POST /v1/chat/completions, /v1/completions and /v1/embeddings: the hot path.
 
 One raw ASGI handler class serves all three: read the body (bounded), parse what routing
-needs, admit it against the caller's limits and budgets, hand it to the dispatcher, relay the
-answer (JSON as the upstream sent it, or SSE event by event), and hand how it ended to
-accounting, whatever happened. A client that disconnects cancels the upstream call; what was
-generated until then is still counted. Imports: ``gateway``.
+needs, ask the response cache (a hit is answered from it: JSON, or replayed as SSE), admit it
+against the caller's limits and budgets, hand it to the dispatcher, relay the answer (JSON as
+the upstream sent it, or SSE event by event), and hand how it ended to accounting and to the
+cache, whatever happened. A client that disconnects cancels the upstream call; what was
+generated until then is still counted. Cache hits skip routing and admission: they use no
+upstream and cost nothing (they are in the ledger, at $0). Imports: ``gateway``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from time import monotonic
+from time import monotonic, time
 
 from gateway import metrics
 from gateway.accounting.service import Accounting, Outcome, Ticket
@@ -26,15 +28,19 @@ from gateway.asgi import (
     send_bytes,
     send_error,
 )
+from gateway.cache.entry import Entry
+from gateway.cache.service import Lease, ResponseCache
+from gateway.cache.stream import assemble, replay
 from gateway.config import Deployment
 from gateway.dispatch import Dispatcher, OpenStream, Routing
 from gateway.errors import GatewayError, UpstreamFailed
-from gateway.routes.intake import take_request
+from gateway.routes.intake import Intake, route, take_request
 from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejected, Usage
 from gateway.upstreams.sse import error_event
 from policies.model import Decision
 
 log = logging.getLogger("gateway")
+CACHE_HEADER = b"x-gateway-cache"
 _SSE_HEADERS = [
     (b"content-type", EVENT_STREAM),
     (b"cache-control", b"no-cache"),
@@ -51,8 +57,11 @@ class InferenceRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = _Exchange(self.endpoint, scope, send)
         try:
-            call, routing = await exchange.read(receive)
-            await exchange.serve(call, routing, receive)
+            call = await exchange.read(receive)
+            if exchange.hit is not None:
+                await exchange.serve_hit(call, exchange.hit)
+            else:
+                await exchange.serve(call, await exchange.admit(), receive)
         except GatewayError as err:
             await exchange.fail(err)
         except asyncio.CancelledError:
@@ -75,13 +84,19 @@ class _Exchange:
     __slots__ = (
         "accounting",
         "alias",
+        "answer",
+        "cache",
         "call",
         "deployment",
         "dispatcher",
         "endpoint",
         "first_event_at",
         "headers",
+        "hit",
+        "intake",
+        "lease",
         "relayed",
+        "replayed",
         "responded",
         "scope",
         "send",
@@ -97,6 +112,12 @@ class _Exchange:
         self.endpoint, self.scope, self.send = endpoint, scope, send
         self.dispatcher: Dispatcher = scope["state"]["dispatcher"]
         self.accounting: Accounting = scope["state"]["accounting"]
+        self.cache: ResponseCache | None = scope["state"]["cache"]
+        self.intake: Intake | None = None
+        self.hit: Entry | None = None
+        self.lease: Lease | None = None
+        self.replayed: list[bytes] | None = None  # a hit's SSE events
+        self.answer: bytes | None = None  # a complete non-streaming answer, for the cache
         self.ticket: Ticket | None = None
         self.call: Call | None = None
         self.served_by: Deployment | None = None
@@ -112,21 +133,61 @@ class _Exchange:
         self.first_event_at: float | None = None
         self.responded = False  # http.response.start has been sent
 
-    async def read(self, receive: Receive) -> tuple[Call, Routing]:
-        """The request, checked, routed and admitted; its headers are set for the reply."""
-        intake = await take_request(self.scope, receive, self.endpoint, self.dispatcher)
-        parsed, routing = intake.parsed, intake.routing
-        decision = routing.decision
+    async def read(self, receive: Receive) -> Call:
+        """The request, checked, and what the cache has for it (``hit``, or a ``lease``)."""
+        intake = self.intake = await take_request(
+            self.scope, receive, self.endpoint, self.dispatcher
+        )
+        parsed = intake.parsed
         self.alias = parsed.model
-        request_id = self.headers[0][1].decode()
+        call = self.call = Call(
+            self.endpoint,
+            intake.body,
+            parsed.parsed,
+            parsed.stream,
+            parsed.client_wants_usage,
+            self.headers[0][1].decode(),
+        )
+        if self.cache is not None:
+            await self._look_up(self.cache, intake, call)
+        return call
+
+    async def _look_up(self, cache: ResponseCache, intake: Intake, call: Call) -> None:
+        plan = cache.plan(self.scope, self.endpoint, call.parsed, intake.alias, intake.principal)
+        if plan is None:
+            cache.bypassed(self.alias)
+            self.headers.append((CACHE_HEADER, b"bypass"))
+            return
+        found = await cache.lookup(plan, call.request_id)
+        hit, self.lease = found.entry, found.lease
+        if hit is not None and call.stream:
+            try:
+                self.replayed = replay(
+                    self.endpoint, hit.body, include_usage=call.client_wants_usage
+                )
+            except ValueError as exc:  # stored by another version, or damaged: go upstream
+                cache.discard(plan, exc)
+                self.headers.append((CACHE_HEADER, b"miss"))
+                return
+        self.hit = hit
+        self.headers.append((CACHE_HEADER, found.result.encode()))
+        if hit is not None:
+            self.headers.append((b"age", str(max(0, int(time() - hit.created_at))).encode()))
+
+    async def admit(self) -> Routing:
+        """Route the request and admit it; its headers are set for the reply."""
+        assert self.intake is not None and self.call is not None
+        intake = self.intake
+        routing = route(intake, self.dispatcher, self.accounting)
+        decision = routing.decision
         self.ticket = await self.accounting.admit(
             intake.principal,
-            request_id,
+            self.call.request_id,
             self.alias,
             self.dispatcher.plan(routing),
             prompt_bound=len(intake.body),  # a token is at least a byte of the body
             tokens_estimate=routing.features.prompt_tokens,
-            output_bound=_output_bound(self.endpoint, parsed.parsed),
+            output_bound=_output_bound(self.endpoint, self.call.parsed),
             now_mono=self.started,
         )
         self.headers += self.ticket.headers
@@ -134,16 +195,19 @@ class _Exchange:
             (b"x-gateway-policy", decision.policy.encode()),
             (b"x-gateway-route-reason", route_reason(decision)),
         ]
-        call = Call(
-            self.endpoint,
-            intake.body,
-            parsed.parsed,
-            parsed.stream,
-            parsed.client_wants_usage,
-            request_id,
-        )
-        self.call = call
-        return call, routing
+        return routing
+
+    async def serve_hit(self, call: Call, entry: Entry) -> None:
+        """Answer from the cache: the stored JSON, or the same answer replayed as SSE."""
+        self.deployment = "cache"
+        if self.replayed is None:
+            await self._respond(200, entry.body, "application/json")
+            return
+        self.status, self.responded = 200, True
+        headers = [*_SSE_HEADERS, *self.headers]
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await self.send({"type": "http.response.body", "body": b"".join(self.replayed)})
+        self.first_event_at = monotonic()
 
     async def serve(self, call: Call, routing: Routing, receive: Receive) -> None:
         """Answer ``call``; a client that goes away meanwhile aborts the upstream call."""
@@ -167,6 +231,7 @@ class _Exchange:
     async def _reply(self, call: Call, routing: Routing, watch: DisconnectWatch) -> None:
         reply, dep = await self.dispatcher.complete(routing, call)
         self.deployment, self.served_by, self.usage = dep.name, dep, reply.usage
+        self.answer = reply.body if reply.status == 200 else None
         watch.stop()
         self.headers.append((b"x-gateway-deployment", dep.name.encode()))
         await self._respond(reply.status, reply.body, reply.content_type)
@@ -189,6 +254,7 @@ class _Exchange:
             (b"x-gateway-deployment", self.deployment.encode()),
         ]
         end = "aborted"
+        self.answer = None
         try:
             await self.send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in opened.stream:
@@ -206,6 +272,10 @@ class _Exchange:
         finally:
             await self.dispatcher.close_stream(self.alias, opened, end)
             self.usage = opened.stream.usage
+            usage = self.usage
+            if end == "ok" and self.lease is not None:
+                counts = None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
+                self.answer = assemble(self.endpoint, self.relayed, counts)
         watch.stop()
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -220,6 +290,25 @@ class _Exchange:
         if self.first_event_at is not None:
             ttft = self.first_event_at - self.started
             metrics.child(metrics.TIME_TO_FIRST_TOKEN, self.alias, self.deployment).observe(ttft)
+        if self.lease is not None:
+            self._offer(self.lease)
+        if self.hit is not None and self.intake is not None and self.status:
+            ticket = Ticket(self.intake.principal, None, [])
+            outcome = Outcome(
+                request_id=self.headers[0][1].decode(),
+                alias=self.alias,
+                deployment=None,
+                usage=self.hit.usage,
+                estimated=False,
+                status=self.status,
+                latency_s=duration,
+                ttft_s=ttft,
+                started_at=self.started,
+                ended_at=ended,
+                source="cache",
+            )
+            self.accounting.finish(ticket, outcome)
+            return
         if self.ticket is None:
             return  # refused before admission: nothing was reserved or spent
         outcome = Outcome(
@@ -238,6 +327,18 @@ class _Exchange:
             self.accounting.finish_estimated(self.ticket, outcome, self.call.parsed, self.relayed)
         else:
             self.accounting.finish(self.ticket, outcome)
+
+    def _offer(self, lease: Lease) -> None:
+        """The upstream's answer to the cache if it is complete and successful, else give
+        up the lease (identical requests waiting on this one stop waiting)."""
+        assert self.cache is not None
+        answer, served_by = self.answer, self.served_by
+        if self.status != 200 or answer is None or served_by is None:
+            self.cache.abandon(lease)
+            return
+        usage = self.usage or Usage()
+        entry = Entry(answer, usage.prompt_tokens, usage.completion_tokens, time(), served_by.name)
+        self.cache.fulfil(lease, entry)
 
 
 def _output_bound(endpoint: Endpoint, parsed: dict[str, object]) -> int | None:

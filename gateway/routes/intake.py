@@ -1,8 +1,9 @@
 """Reading a request up to its routing decision: shared by the inference routes and explain.
 
-Caller (API key -> key and team) -> body (bounded) -> parsed and checked -> known alias the
-key may call -> controls (headers over the key's and the alias's defaults) -> the policy's
-decision. Raises the OpenAI-style errors for each step. Imports: ``gateway``.
+``take_request``: caller (API key -> key and team) -> body (bounded) -> parsed and checked ->
+known alias the key may call -> controls (headers over the key's and the alias's defaults).
+``route``: the policy's decision (the inference routes ask the cache in between). Raises the
+OpenAI-style errors for each step. Imports: ``gateway``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from time import time
 from gateway.accounting.model import Principal
 from gateway.accounting.service import Accounting
 from gateway.asgi import Receive, Scope, header, read_body
-from gateway.controls import controls_for
+from gateway.config import Alias
+from gateway.controls import Controls, controls_for
 from gateway.dispatch import Dispatcher, Routing
 from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.features import ParsedRequest, parse_request
@@ -22,12 +24,13 @@ from gateway.upstreams.base import Endpoint
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """A request read, checked and routed (nothing sent upstream yet)."""
+    """A request read and checked (nothing sent upstream yet)."""
 
     principal: Principal
     body: bytes
     parsed: ParsedRequest
-    routing: Routing
+    alias: Alias
+    controls: Controls
 
 
 async def take_request(
@@ -35,10 +38,9 @@ async def take_request(
     receive: Receive,
     endpoint: Endpoint,
     dispatcher: Dispatcher,
-    *,
-    explain: bool = False,
 ) -> Intake:
-    """Read and route one request; raises InvalidRequest, ModelNotFound, PayloadTooLarge."""
+    """Read and check one request; raises InvalidRequest, ModelNotFound, PayloadTooLarge,
+    AuthenticationFailed, PermissionDenied."""
     accounting: Accounting = scope["state"]["accounting"]
     authorization = header(scope, b"authorization")
     principal = await accounting.principal(
@@ -60,6 +62,14 @@ async def take_request(
             param="model",
         )
     controls = controls_for(scope, alias, dispatcher.policy_names, key)
-    budget = accounting.budget_hint(principal)
-    routing = dispatcher.decide(parsed, len(body), controls, explain=explain, budget=budget)
-    return Intake(principal, body, parsed, routing)
+    return Intake(principal, body, parsed, alias, controls)
+
+
+def route(
+    intake: Intake, dispatcher: Dispatcher, accounting: Accounting, *, explain: bool = False
+) -> Routing:
+    """The policy's decision for ``intake`` (``explain`` adds every candidate's score)."""
+    budget = accounting.budget_hint(intake.principal)
+    return dispatcher.decide(
+        intake.parsed, len(intake.body), intake.controls, explain=explain, budget=budget
+    )

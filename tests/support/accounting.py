@@ -110,6 +110,7 @@ def start_accounting_fleet(
     *,
     gateways: int = 3,
     accounting: Mapping[str, Any] | None = None,
+    cache: Mapping[str, Any] | None = None,
     fail_rate: float = 0.0,
     qwen_time_scale: float = EMULATOR_TIME_SCALE,
     paid_time_scale: float = EMULATOR_TIME_SCALE,
@@ -118,7 +119,8 @@ def start_accounting_fleet(
 
     Aliases: ``qwen2.5-7b-instruct`` (both workers, local), ``gpt-4o-mini`` (litellm's
     price), ``gpt-4.1-mini`` (the config's ``MINI_41_PRICE``) and ``auto`` (spillover: local
-    first, then gpt-4o-mini). Auth is required; ``accounting`` adds to the section.
+    first, then gpt-4o-mini). Auth is required; ``accounting`` adds to the section;
+    ``cache``, if given, is the ``cache:`` section.
     """
     fail = ("--fail-rate", str(fail_rate)) if fail_rate else ()
 
@@ -161,6 +163,8 @@ def start_accounting_fleet(
             },
         },
     }
+    if cache is not None:
+        config["cache"] = dict(cache)
     path = write_config(log_dir / "accounting.yaml", config)
     master_key = "mk-" + secrets.token_urlsafe(24)
     env = {MASTER_KEY_ENV: master_key}

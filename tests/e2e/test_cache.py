@@ -1,0 +1,334 @@
+"""The response cache end to end: two gateways on one real ``redis-server``, logged emulators,
+the openai SDK as the client.
+
+- A burst of 50 identical requests makes exactly one upstream call (the emulators' request
+  logs count), on one gateway and split across two; all 50 get the one answer (same id).
+- A team never gets another team's cached answer.
+- An entry written by a stream is served to a non-stream request and the reverse; the SDK
+  sees the same content and usage either way.
+- Hits are in the ledger at $0 with their savings; ``Cache-Control`` and the TTL header work.
+The Qwen workers run at real speed (time scale 1), so a burst overlaps the leader's call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from loadtests.fleet import metric_sum, scrape
+from tests.support.accounting import (
+    QWEN,
+    AccountingFleet,
+    Admin,
+    NewKey,
+    start_accounting_fleet,
+)
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.e2e
+BURST = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CacheFleet:
+    """The fleet, its admin client and one key per team (alpha, beta)."""
+
+    fleet: AccountingFleet
+    admin: Admin
+    alpha: NewKey
+    beta: NewKey
+
+    def upstream_calls(self) -> int:
+        """Requests the emulators have logged so far."""
+        return sum(len(lines) for lines in self.fleet.upstream_requests().values())
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CacheFleet]:
+    """Two gateways caching every answer (``mode: always``) on one Redis."""
+    workdir = tmp_path_factory.mktemp("cache")
+    redis = RedisServer(workdir)
+    redis.start()
+    try:
+        with contextlib.ExitStack() as stack:
+            fleet = start_accounting_fleet(
+                stack, workdir, redis.url, gateways=2, cache={"mode": "always"}, qwen_time_scale=1.0
+            )
+            with fleet.admin() as admin:
+                admin.create_team("alpha")
+                admin.create_team("beta")
+                yield CacheFleet(fleet, admin, admin.create_key("alpha"), admin.create_key("beta"))
+    finally:
+        redis.stop()
+
+
+def _messages(text: str) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+async def _burst(
+    urls: list[str], secret: str, prompt: str, count: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` identical requests at once, spread over ``urls``; (x-gateway-cache, body)."""
+    clients = [
+        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=secret, max_retries=0, timeout=60.0)
+        for url in urls
+    ]
+    try:
+
+        async def one(n: int) -> tuple[str, dict[str, Any]]:
+            raw = await clients[n % len(clients)].chat.completions.with_raw_response.create(
+                model=QWEN, messages=_messages(prompt), max_tokens=48
+            )
+            return raw.headers["x-gateway-cache"], raw.parse().model_dump()
+
+        return await asyncio.gather(*(one(n) for n in range(count)))
+    finally:
+        for client in clients:
+            await client.close()
+
+
+@pytest.mark.parametrize("gateways", [1, 2])
+def test_a_burst_of_identical_misses_makes_one_upstream_call(
+    cached: CacheFleet, gateways: int
+) -> None:
+    prompt = f"burst {gateways} {secrets.token_hex(4)}: name three rivers"
+    before = cached.upstream_calls()
+    answers = asyncio.run(_burst(cached.fleet.urls[:gateways], cached.alpha.secret, prompt, BURST))
+    calls = cached.upstream_calls() - before
+    results = Counter(result for result, _ in answers)
+    ids = {body["id"] for _, body in answers}
+    contents = {body["choices"][0]["message"]["content"] for _, body in answers}
+    print(f"{gateways} gateway(s): {BURST} requests -> {calls} upstream call(s), {dict(results)}")
+    assert calls == 1
+    assert results == {"miss": 1, "hit": BURST - 1}
+    assert len(ids) == 1 and len(contents) == 1  # the one upstream answer, 50 times
+
+
+def test_a_team_never_gets_another_teams_answer(cached: CacheFleet) -> None:
+    prompt = f"isolation {secrets.token_hex(4)}: what is our secret plan?"
+    url = cached.fleet.urls[0]
+    before = cached.upstream_calls()
+    seen = []
+    for key in (cached.alpha, cached.beta, cached.alpha, cached.beta):
+        with openai.OpenAI(base_url=f"{url}/v1", api_key=key.secret, max_retries=0) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model=QWEN, messages=_messages(prompt), max_tokens=16
+            )
+            seen.append((raw.headers["x-gateway-cache"], raw.parse().id))
+    assert [result for result, _ in seen] == ["miss", "miss", "hit", "hit"]
+    assert cached.upstream_calls() - before == 2
+    alpha_id, beta_id = seen[0][1], seen[1][1]
+    assert alpha_id != beta_id
+    assert seen[2][1] == alpha_id and seen[3][1] == beta_id
+
+
+def _stream(client: openai.OpenAI, prompt: str) -> tuple[str, str, tuple[int, int]]:
+    """A streamed answer through the SDK: (x-gateway-cache, content, usage)."""
+    raw = client.chat.completions.with_raw_response.create(
+        model=QWEN,
+        messages=_messages(prompt),
+        max_tokens=24,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    content, usage = [], None
+    for chunk in raw.parse():
+        if chunk.choices and chunk.choices[0].delta.content:
+            content.append(chunk.choices[0].delta.content)
+        if chunk.usage is not None:
+            usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+    assert usage is not None, "include_usage asked for a usage chunk"
+    return raw.headers["x-gateway-cache"], "".join(content), usage
+
+
+def _complete(client: openai.OpenAI, prompt: str) -> tuple[str, str, tuple[int, int]]:
+    """A non-streamed answer through the SDK: (x-gateway-cache, content, usage)."""
+    raw = client.chat.completions.with_raw_response.create(
+        model=QWEN, messages=_messages(prompt), max_tokens=24
+    )
+    reply = raw.parse()
+    assert reply.usage is not None
+    usage = (reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    return raw.headers["x-gateway-cache"], reply.choices[0].message.content or "", usage
+
+
+def test_stream_and_non_stream_share_entries(cached: CacheFleet) -> None:
+    url = cached.fleet.urls[1]
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=cached.alpha.secret, max_retries=0) as sdk:
+        first = f"stream first {secrets.token_hex(4)}"
+        streamed = _stream(sdk, first)
+        replayed = _complete(sdk, first)
+        second = f"json first {secrets.token_hex(4)}"
+        completed = _complete(sdk, second)
+        restreamed = _stream(sdk, second)
+    assert (streamed[0], replayed[0]) == ("miss", "hit")
+    assert streamed[1] and replayed[1:] == streamed[1:]
+    assert (completed[0], restreamed[0]) == ("miss", "hit")
+    assert completed[1] and restreamed[1:] == completed[1:]
+
+
+def test_cache_control_and_ttl_headers(cached: CacheFleet) -> None:
+    url = cached.fleet.urls[0]
+    prompt = f"controls {secrets.token_hex(4)}"
+    body = {"model": QWEN, "messages": _messages(prompt), "max_tokens": 8}
+    auth = {"Authorization": f"Bearer {cached.alpha.secret}"}
+
+    def ask(**headers: str) -> str:
+        reply = httpx.post(f"{url}/v1/chat/completions", json=body, headers={**auth, **headers})
+        assert reply.status_code == 200, reply.text
+        return reply.headers["x-gateway-cache"]
+
+    assert ask(**{"cache-control": "no-store"}) == "miss"
+    assert ask() == "miss"  # no-store wrote nothing
+    assert ask() == "hit"
+    assert ask(**{"cache-control": "no-cache"}) == "refresh"
+    assert ask(**{"cache-control": "no-cache, no-store"}) == "bypass"
+    bad = httpx.post(
+        f"{url}/v1/chat/completions", json=body, headers={**auth, "x-gateway-cache-ttl": "soon"}
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "x-gateway-cache-ttl"
+    short = {**body, "max_tokens": 9}
+    for expected in ("miss", "hit"):
+        reply = httpx.post(
+            f"{url}/v1/chat/completions",
+            json=short,
+            headers={**auth, "x-gateway-cache-ttl": "0.5"},
+        )
+        assert reply.headers["x-gateway-cache"] == expected
+    time.sleep(0.8)
+    expired = httpx.post(f"{url}/v1/chat/completions", json=short, headers=auth)
+    assert expired.headers["x-gateway-cache"] == "miss"
+
+
+def test_hits_are_in_the_ledger_at_no_cost_with_their_savings(cached: CacheFleet) -> None:
+    url = cached.fleet.urls[0]
+    team = cached.admin.create_team(f"ledger-{secrets.token_hex(3)}")["team_id"]
+    key = cached.admin.create_key(team)
+    prompt = f"ledger {secrets.token_hex(4)}"
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=key.secret, max_retries=0) as sdk:
+        results = [_complete(sdk, prompt)[0] for _ in range(3)]
+    assert results == ["miss", "hit", "hit"]
+    records: list[dict[str, Any]] = []
+    for _ in range(100):
+        records = cached.admin.export(team)
+        if len(records) == 3:
+            break
+        time.sleep(0.1)
+    hits = [r for r in records if r["cache_hit"]]
+    assert len(records) == 3 and len(hits) == 2
+    miss = next(r for r in records if not r["cache_hit"])
+    for hit in hits:
+        assert hit["source"] == "cache" and hit["deployment"] == "cache"
+        assert hit["cost_micros"] == 0
+        assert (hit["input_tokens"], hit["output_tokens"]) == (
+            miss["input_tokens"],
+            miss["output_tokens"],
+        )
+        assert hit["reference_micros"] == miss["reference_micros"] > 0
+    saved = metric_sum(
+        scrape(url),
+        "gateway_savings_usd_total",
+        lambda labels: labels.get("source") == "cache" and labels.get("team") == team,
+    )
+    assert saved == pytest.approx(2 * miss["reference_micros"] / 1e6, rel=1e-6)
+
+
+def test_admin_stats_and_purge(cached: CacheFleet) -> None:
+    url = cached.fleet.urls[0]
+    team = cached.admin.create_team(f"purge-{secrets.token_hex(3)}")["team_id"]
+    key = cached.admin.create_key(team)
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=key.secret, max_retries=0) as sdk:
+        for n in range(3):
+            _complete(sdk, f"purge me {n}")
+        assert _complete(sdk, "purge me 0")[0] == "hit"
+        stats = cached.admin.http.get("/admin/cache/stats", params={"namespace": team}).json()
+        assert stats["entries"] == 3 and stats["bytes"] > 0
+        assert stats["hits"] == 1 and stats["misses"] == 3
+        purged = cached.admin.http.delete("/admin/cache", params={"namespace": team}).json()
+        assert purged["deleted"] == 3
+        assert _complete(sdk, "purge me 0")[0] == "miss"
+    other = cached.admin.http.get("/admin/cache/stats", params={"namespace": "alpha"}).json()
+    assert other["entries"] > 0  # another team's entries are untouched
+
+
+@pytest.mark.slow
+def test_redis_killed_mid_load_gives_no_5xx_and_hits_resume(tmp_path: Path) -> None:
+    # Durable (AOF, fsync always) as in production: the keys must survive the restart.
+    redis = RedisServer(tmp_path / "redis", durable=True)
+    (tmp_path / "redis").mkdir()
+    redis.start()
+    try:
+        with contextlib.ExitStack() as stack:
+            fleet = start_accounting_fleet(
+                stack,
+                tmp_path,
+                redis.url,
+                gateways=2,
+                accounting={"store_timeout_ms": 250, "store_retry_s": 0.5},
+                cache={"mode": "always", "retry_s": 0.5},
+            )
+            with fleet.admin() as admin:
+                admin.create_team("ops")
+                key = admin.create_key("ops")
+            prompts = [f"outage {n % 20}" for n in range(600)]
+            statuses, results = asyncio.run(_load_with_outage(fleet, key.secret, prompts, redis))
+            after = asyncio.run(_burst(fleet.urls, key.secret, "after the outage", 1))
+            again = asyncio.run(_burst(fleet.urls, key.secret, "after the outage", 1))
+    finally:
+        redis.stop()
+    print(f"statuses {dict(statuses)}, cache results {dict(results)}")
+    assert set(statuses) == {200}
+    assert results["bypass"] > 0 and results["hit"] > 0
+    assert (after[0][0], again[0][0]) == ("miss", "hit")
+
+
+async def _load_with_outage(
+    fleet: AccountingFleet, secret: str, prompts: list[str], redis: RedisServer
+) -> tuple[Counter[int], Counter[str]]:
+    statuses: Counter[int] = Counter()
+    results: Counter[str] = Counter()
+    done = 0
+    third, two_thirds = asyncio.Event(), asyncio.Event()
+    clients = [
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=60.0)
+        for url in fleet.urls
+    ]
+
+    async def worker(lane: int) -> None:
+        nonlocal done
+        for n in range(lane, len(prompts), 20):
+            body = {"model": QWEN, "messages": _messages(prompts[n]), "max_tokens": 4}
+            reply = await clients[n % 2].post("/v1/chat/completions", json=body)
+            statuses[reply.status_code] += 1
+            results[reply.headers.get("x-gateway-cache", "none")] += 1
+            done += 1
+            if done >= len(prompts) // 3:
+                third.set()
+            if done >= 2 * len(prompts) // 3:
+                two_thirds.set()
+
+    async def outage() -> None:
+        await third.wait()
+        await asyncio.to_thread(redis.kill)
+        await two_thirds.wait()
+        await asyncio.to_thread(redis.start)
+
+    try:
+        await asyncio.gather(outage(), *(worker(lane) for lane in range(20)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return statuses, results
