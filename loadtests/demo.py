@@ -3,7 +3,9 @@
 Starts two vLLM Qwen2.5-7B emulators (owned H100s), an OpenAI and an Anthropic emulator and
 the gateway on free loopback ports, sends a few hundred requests with the official openai
 SDK (half of the chat requests streaming, several aliases, prompt and output lengths drawn
-from the Azure 2023 conversation trace), prints one row per deployment and stops everything.
+from the Azure 2023 conversation trace; a fifth of the chat requests are evaluation-suite
+questions at temperature 0, which the response cache answers after their first time), prints
+one row per deployment (and one for the cache) and stops everything.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,20 @@ MIX: dict[str, float] = {
 WORDS = "gateway routes tokens between owned workers and paid models under latency".split()
 MAX_PROMPT_WORDS = 3000
 MAX_OUTPUT_TOKENS = 200
+EVAL_SHARE = 0.2
+"""Chat requests that come from an evaluation suite: a few fixed questions at temperature 0,
+asked again and again (what the response cache answers)."""
+EVAL_QUESTIONS = (
+    "What is the capital of Australia? Answer in one word.",
+    "Convert 72 degrees Fahrenheit to Celsius and show the formula.",
+    "Name the largest planet in the solar system and one of its moons.",
+    "Write a Python one-liner that reverses a string s.",
+    "Is 221 a prime number? Explain briefly.",
+    "Summarise the plot of Hamlet in two sentences.",
+    "What does HTTP status 429 mean, and what should a client do?",
+    "Give the SQL to count the rows of a table named orders.",
+)
+EVAL_MAX_TOKENS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +73,9 @@ class Job:
     prompt_words: int
     max_tokens: int
     stream: bool
+    question: str | None = None
+    """An evaluation-suite question, asked at temperature 0 (else a prompt of
+    ``prompt_words`` words)."""
 
 
 def plan_traffic(requests: int, seed: int, trace: Path = CONV_TRACE) -> list[Job]:
@@ -69,6 +88,10 @@ def plan_traffic(requests: int, seed: int, trace: Path = CONV_TRACE) -> list[Job
         prompt, output = rng.choice(rows)
         alias = rng.choices(list(MIX), list(MIX.values()))[0]
         stream = alias != "text-embedding-3-small" and rng.random() < 0.5
+        if alias != "text-embedding-3-small" and rng.random() < EVAL_SHARE:
+            question = rng.choice(EVAL_QUESTIONS)
+            jobs.append(Job(alias, 0, EVAL_MAX_TOKENS, stream, question))
+            continue
         max_tokens = max(1, min(output, MAX_OUTPUT_TOKENS))
         jobs.append(Job(alias, min(prompt, MAX_PROMPT_WORDS), max_tokens, stream))
     return jobs
@@ -76,13 +99,14 @@ def plan_traffic(requests: int, seed: int, trace: Path = CONV_TRACE) -> list[Job
 
 async def run_job(client: openai.AsyncOpenAI, job: Job, seed: int) -> Outcome:
     """Send one request through the SDK and measure it."""
-    text = " ".join(WORDS[(seed + i) % len(WORDS)] for i in range(job.prompt_words))
+    text = job.question or " ".join(WORDS[(seed + i) % len(WORDS)] for i in range(job.prompt_words))
+    temperature: float | openai.Omit = 0.0 if job.question else openai.omit
     started = time.perf_counter()
     try:
         if job.alias == "text-embedding-3-small":
             raw = await client.embeddings.with_raw_response.create(model=job.alias, input=text)
             tokens = raw.parse().usage.prompt_tokens
-            deployment = raw.headers.get("x-gateway-deployment", "?")
+            deployment = served_by(raw.headers)
             return Outcome(
                 job.alias, deployment, False, time.perf_counter() - started, None, tokens, 0
             )
@@ -91,20 +115,23 @@ async def run_job(client: openai.AsyncOpenAI, job: Job, seed: int) -> Outcome:
         ]
         if not job.stream:
             raw_chat = await client.chat.completions.with_raw_response.create(
-                model=job.alias, messages=messages, max_tokens=job.max_tokens
+                model=job.alias,
+                messages=messages,
+                max_tokens=job.max_tokens,
+                temperature=temperature,
             )
             chat = raw_chat.parse()
             usage = chat.usage
             return Outcome(
                 job.alias,
-                raw_chat.headers.get("x-gateway-deployment", "?"),
+                served_by(raw_chat.headers),
                 False,
                 time.perf_counter() - started,
                 None,
                 usage.prompt_tokens if usage else 0,
                 usage.completion_tokens if usage else 0,
             )
-        return await _stream(client, job, messages, started)
+        return await _stream(client, job, messages, started, temperature)
     except openai.APIError as exc:
         return Outcome(
             job.alias,
@@ -116,6 +143,13 @@ async def run_job(client: openai.AsyncOpenAI, job: Job, seed: int) -> Outcome:
             0,
             error=_describe(exc),
         )
+
+
+def served_by(headers: Mapping[str, str]) -> str:
+    """The deployment that answered, or ``cache`` for a cache hit."""
+    if headers.get("x-gateway-cache") == "hit":
+        return "cache"
+    return headers.get("x-gateway-deployment", "?")
 
 
 def _describe(exc: openai.APIError) -> str:
@@ -130,6 +164,7 @@ async def _stream(
     job: Job,
     messages: list[openai.types.chat.ChatCompletionMessageParam],
     started: float,
+    temperature: float | openai.Omit,
 ) -> Outcome:
     ttft = None
     prompt_tokens = completion_tokens = 0
@@ -137,10 +172,11 @@ async def _stream(
         model=job.alias,
         messages=messages,
         max_tokens=job.max_tokens,
+        temperature=temperature,
         stream=True,
         stream_options={"include_usage": True},
     ) as response:
-        deployment = response.headers.get("x-gateway-deployment", "?")
+        deployment = served_by(response.headers)
         async for chunk in await response.parse():
             if ttft is None and chunk.choices and chunk.choices[0].delta.content:
                 ttft = time.perf_counter() - started

@@ -18,6 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.config import Config
 from loadtests.percentiles import interpolated
 
+CACHE = "cache"
+"""The row of requests answered from the response cache (its ledger group is named so too)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -59,11 +62,12 @@ def render_summary(
         dep = config.deployments.get(name)
         usd = dep.price.cost(tin, tout) if dep and dep.price and not dep.local else None
         paid_usd += usd or 0
+        billed = "cached" if name == CACHE else "owned" if usd is None else f"{usd:.5f}"
         lines.append(
             f"{name:<26}{len(group):>6}{len(group) - len(ok):>8}{tin:>10}{tout:>9}"
             f"{_ms(interpolated(lat, 50)):>8}{_ms(interpolated(lat, 95)):>8}"
             f"{_ms(interpolated(ttft, 50)):>10}{_ms(interpolated(ttft, 95)):>10}"
-            f"{'owned' if usd is None else f'{usd:.5f}':>10}"
+            f"{billed:>10}"
         )
     lines += ["", *_totals(outcomes, config, wall_s, counted, paid_usd)]
     return "\n".join(lines)
@@ -78,14 +82,15 @@ def _totals(
         for o in ok
         if o.deployment in config.deployments and config.deployments[o.deployment].local
     ]
+    cached = sum(1 for o in ok if o.deployment == CACHE)
     errors = sorted({o.error for o in outcomes if o.error})
     return [
         f"{len(outcomes)} requests in {wall_s:.1f}s ({len(outcomes) / wall_s:.0f} req/s), "
         f"{len(outcomes) - len(ok)} errors{' (' + ', '.join(errors) + ')' if errors else ''}; "
         f"the gateway's /metrics counted {counted:.0f}",
         f"served by owned Qwen workers: {len(local)}/{len(ok)} "
-        f"({100 * len(local) / max(1, len(ok)):.0f}%); paid APIs billed ${paid:.5f} at list price"
-        " (counted by the client from its own usage)",
+        f"({100 * len(local) / max(1, len(ok)):.0f}%), from the response cache: {cached}; "
+        f"paid APIs billed ${paid:.5f} at list price (counted by the client from its own usage)",
     ]
 
 
@@ -104,9 +109,9 @@ def render_ledger(spend: Mapping[str, Any], reference_model: str) -> str:
         )
     total = spend["total"]
     lines.append(
-        f"the ledger: billed ${total['cost_usd']:.6f}; the tokens served locally would have cost "
-        f"${total['savings_usd']:.6f} on {reference_model} (saved), for ${total['shadow_usd']:.6f}"
-        " of GPU time at measured throughput (shadow cost, not billed)"
+        f"the ledger: billed ${total['cost_usd']:.6f}; the tokens served locally or from the "
+        f"cache would have cost ${total['savings_usd']:.6f} on {reference_model} (saved), for "
+        f"${total['shadow_usd']:.6f} of GPU time at measured throughput (shadow cost, not billed)"
     )
     return "\n".join(lines)
 

@@ -3,7 +3,8 @@
 Against one zero-latency vLLM emulator it measures (a) the load generator straight at the
 emulator, (b) the floor (``floor_proxy.py``: the best bare passthrough proxy of DESIGN.md) and
 (c) the gateway with all its routing features on, open, and (d) the same with API keys, budgets,
-rate limits and the spend ledger on a real Redis, each at concurrency 1, 16 and 64 (req/s, p50/p99,
+rate limits and the spend ledger on a real Redis, and (e) the gateway answering every request
+from its response cache on a real Redis, each at concurrency 1, 16 and 64 (req/s, p50/p99,
 p50 added over direct, CPU ms per request of the proxy process), plus the proxy's RSS, its
 start-up time (spawn to first 200 on /healthz) and streaming time-to-first-byte at c=1. The
 proxies under test are pinned to cpu 0; this process, the load generator (``wrk`` when
@@ -83,7 +84,7 @@ class Driver:
 
 def measure_point(driver: Driver, target: Target, concurrency: int, seconds: int) -> Point:
     """Warm up, then measure ``target`` at ``concurrency``; CPU per request of its proxy."""
-    template = chat_body_template(target.model, stream=False)
+    template = chat_body_template(target.model, stream=False, cacheable=target.cache_hits)
     driver.load(target, template, concurrency, WARMUP_S)
     proxy = target.proxy
     cpu_before = procfs.cpu_seconds(proxy.pid) if proxy else 0.0
@@ -117,7 +118,7 @@ def measure_all(
                 best[target.name, concurrency] = point
     ttfb: dict[str, float] = {}
     for target in interleaved(targets, rounds):
-        template = chat_body_template(target.model, stream=True)
+        template = chat_body_template(target.model, stream=True, cacheable=target.cache_hits)
         value = driver.ttfb_p50_ms(target, template, seconds)
         ttfb[target.name] = min(value, ttfb.get(target.name, math.inf))
     return [
@@ -231,8 +232,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--targets",
         type=lambda s: [t for t in s.split(",") if t],
-        default=["floor", "gateway", "accounting"],
-        help="proxy targets after direct, comma-separated (default floor,gateway,accounting)",
+        default=["floor", "gateway", "accounting", "cache"],
+        help="proxy targets after direct, comma-separated (default floor,gateway,accounting,cache)",
     )
     parser.add_argument("--upstream", help="use this running upstream instead of the emulator")
     parser.add_argument("--model", help="model name to send direct and to the floor")

@@ -1,7 +1,9 @@
 """The benchmark's request: an OpenAI chat completion with a ~100-token prompt, max_tokens 16.
 
 Every request carries a counter in its prompt so no response cache can answer it: the
-benchmark measures the proxy path, not cache replay. Stdlib only.
+benchmark measures the proxy path, not cache replay. The cache target's requests carry it in
+``user`` instead, which the cache key leaves out: every request after the first is a hit.
+Stdlib only.
 """
 
 from __future__ import annotations
@@ -24,17 +26,21 @@ PROMPT = (
 )
 
 
-def chat_body_template(model: str, *, stream: bool) -> str:
-    """The JSON body with ``COUNTER_MARK`` where the per-request counter goes."""
+def chat_body_template(model: str, *, stream: bool, cacheable: bool = False) -> str:
+    """The JSON body with ``COUNTER_MARK`` where the per-request counter goes: in the prompt,
+    or (``cacheable``) in ``user``."""
+    prompt = PROMPT + ("0" if cacheable else COUNTER_MARK) + "."
     body: dict[str, object] = {
         "model": model,
         "messages": [
             {"role": "system", "content": "You are a concise assistant."},
-            {"role": "user", "content": PROMPT + COUNTER_MARK + "."},
+            {"role": "user", "content": prompt},
         ],
         "max_tokens": MAX_TOKENS,
         "temperature": 0.7,
     }
+    if cacheable:
+        body["user"] = "bench-" + COUNTER_MARK
     if stream:
         body["stream"] = True
     return json.dumps(body, separators=(",", ":"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 from loadtests.bench.results import (
+    LITELLM_HIT_P50_MS,
+    LITELLM_HIT_RPS,
     Check,
     TargetResult,
     added_p50_ms,
@@ -71,6 +73,25 @@ def ratio_table(target: TargetResult, floor: TargetResult, direct: TargetResult)
     return "\n".join(lines)
 
 
+def cache_table(target: TargetResult, direct: TargetResult) -> str:
+    """Cache hits against a direct call of the zero-latency emulator and LiteLLM's hit."""
+    lines = [
+        "-- cache hits / direct emulator call, and / LiteLLM's Redis cache hit "
+        f"(p50 {LITELLM_HIT_P50_MS:g} ms, {LITELLM_HIT_RPS:g} req/s) --",
+        f"{'c':>4} {'hit p50 ms':>10} {'/ direct':>9} {'/ LiteLLM':>10} "
+        f"{'hit req/s':>10} {'/ direct':>9} {'/ LiteLLM':>10}",
+    ]
+    for point in target.points:
+        c, load = point.load.concurrency, point.load
+        base = direct.point(c).load
+        lines.append(
+            f"{c:>4} {_num(load.p50_ms, 3):>10} {_times(ratio(load.p50_ms, base.p50_ms)):>9} "
+            f"{_times(ratio(load.p50_ms, LITELLM_HIT_P50_MS)):>10} {load.rps:>10.0f} "
+            f"{_times(ratio(load.rps, base.rps)):>9} {_times(ratio(load.rps, LITELLM_HIT_RPS)):>10}"
+        )
+    return "\n".join(lines)
+
+
 def check_lines(target: TargetResult, found: list[Check]) -> str:
     """``<target>: PASS|MISS`` and one line per criterion."""
     lines = [f"{target.name}: {verdict(found)}"]
@@ -89,7 +110,9 @@ def full_report(targets: list[TargetResult]) -> str:
     direct, floor = by_name["direct"], by_name["floor"]
     parts = [target_table(t, direct) for t in targets]
     for target in targets:
-        if target.name not in ("direct", "floor"):
+        if target.name == "cache":
+            parts.append(cache_table(target, direct))
+        elif target.name not in ("direct", "floor"):
             parts.append(ratio_table(target, floor, direct))
     for target in targets:
         if target.name != "direct":

@@ -4,7 +4,9 @@ Starts each as a process on a free loopback port (``loadtests/processes.py``) an
 to send requests, which model name and which API key to put in them. ``gateway`` runs open
 (no keys); ``accounting`` is the same gateway with everything the accounting issue adds on
 the request path: API keys, a team and key budget and RPM/TPM limits (far above the load, so
-every request is admitted and settled) and the spend ledger, on a real ``redis-server``.
+every request is admitted and settled) and the spend ledger, on a real ``redis-server``;
+``cache`` is the open gateway with its response cache on a real ``redis-server``, sent the
+same question every time: it measures cache hits.
 Stdlib and the gateway's stdlib-only admin client (the processes run the rest).
 """
 
@@ -26,7 +28,7 @@ from loadtests.redis_server import RedisServer
 START_TIMEOUT_S = 30.0
 GATEWAY_ALIAS = "bench-qwen"
 GATEWAY_DEPLOYMENT = "bench-worker"
-PROXY_TARGETS = ("floor", "gateway", "accounting")
+PROXY_TARGETS = ("floor", "gateway", "accounting", "cache")
 MASTER_KEY = "sk-bench-master"
 
 
@@ -39,6 +41,8 @@ class Target:
     model: str
     proxy: ManagedProcess | None
     api_key: str | None = None
+    cache_hits: bool = False
+    """Send requests the gateway's cache answers (the same prompt every time)."""
 
 
 @contextlib.contextmanager
@@ -56,14 +60,18 @@ def served_model(origin: str) -> str:
     return model
 
 
-def gateway_config(upstream: str, model: str, redis_url: str | None = None) -> str:
+def gateway_config(
+    upstream: str, model: str, redis_url: str | None = None, *, cache: bool = False
+) -> str:
     """A gateway config: one local deployment on the emulator behind one alias; open, or
-    with keys, budgets and the ledger on ``redis_url``."""
-    accounting = (
-        f"accounting:\n  auth: required\n  redis_url: {redis_url}\n"
-        if redis_url
-        else "accounting:\n  auth: off\n"
-    )
+    with keys, budgets and the ledger on ``redis_url``, or open with every answer cached in
+    ``redis_url`` (``cache``)."""
+    if cache:
+        accounting = f"accounting:\n  auth: off\ncache:\n  mode: always\n  redis_url: {redis_url}\n"
+    elif redis_url:
+        accounting = f"accounting:\n  auth: required\n  redis_url: {redis_url}\n"
+    else:
+        accounting = "accounting:\n  auth: off\n"
     return (
         "# Written by loadtests/bench/targets.py for one benchmark run.\n"
         "deployments:\n"
@@ -91,7 +99,7 @@ def proxy_command(
     if name not in PROXY_TARGETS:
         raise ValueError(f"unknown target {name!r}; known: {', '.join(PROXY_TARGETS)}")
     config = workdir / f"{name}.yaml"
-    config.write_text(gateway_config(upstream, model, redis_url))
+    config.write_text(gateway_config(upstream, model, redis_url, cache=name == "cache"))
     serve = ["gateway", "serve", "--config", str(config), "--host", "127.0.0.1"]
     return [sys.executable, "-m", *serve, "--port", str(port), "--workers", "1"]
 
@@ -108,7 +116,7 @@ def start_proxy(
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     redis_url = None
-    if name == "accounting":
+    if name in ("accounting", "cache"):
         redis = RedisServer(workdir, max_lifetime_s=3600.0)
         redis.start()
         stack.callback(redis.stop)
@@ -127,8 +135,8 @@ def start_proxy(
     )
     if name == "floor":
         return Target(name, origin, model, started)
-    api_key = bench_key(origin) if redis_url else None
-    return Target(name, origin, GATEWAY_ALIAS, started, api_key)
+    api_key = bench_key(origin) if name == "accounting" else None
+    return Target(name, origin, GATEWAY_ALIAS, started, api_key, cache_hits=name == "cache")
 
 
 def bench_key(origin: str) -> str:

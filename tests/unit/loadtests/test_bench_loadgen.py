@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -51,3 +52,10 @@ def test_body_template_splits_around_the_counter_into_valid_json_per_request() -
     assert '"model":"bench-qwen"' in body
     assert '"stream":true' in body
     assert '"max_tokens":16' in body
+
+
+def test_the_cacheable_template_varies_only_the_user_field() -> None:
+    head, tail = split_template(chat_body_template("bench-qwen", stream=False, cacheable=True))
+    first, second = (json.loads(head + str(n).encode() + tail) for n in (1, 2))
+    assert first["user"] != second["user"]
+    assert {**first, "user": ""} == {**second, "user": ""}

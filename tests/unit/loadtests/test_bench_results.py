@@ -79,3 +79,19 @@ def test_full_report_shows_every_target_the_gateway_ratios_and_verdicts() -> Non
     assert "-- gateway / floor --" in text
     assert "x0.50" in text  # req/s at every concurrency is half the floor's
     assert "gateway: MISS" in text and "floor: PASS" in text
+
+
+def test_the_cache_target_is_judged_by_the_cache_bar_and_reported_against_litellm() -> None:
+    fast = _target("cache", (1800, 6600, 5600), (0.52, 2.3, 9.9))
+    slow = _target("cache", (90, 95, 99), (1.4, 160.0, 640.0))
+    assert verdict(checks(fast, FLOOR, DIRECT)) == "PASS"
+    missed = [c.name for c in checks(slow, FLOOR, DIRECT) if not c.passed]
+    assert missed == [
+        "hit p50 at c=1 <= 1 ms",
+        "hit req/s at c=1 > LiteLLM's hit (~100 req/s)",
+        "hit req/s at c=16 > LiteLLM's hit (~100 req/s)",
+    ]
+    report = full_report([DIRECT, FLOOR, fast])
+    assert "-- cache hits / direct emulator call, and / LiteLLM's Redis cache hit" in report
+    # c=1: 0.52 ms against LiteLLM's 10 ms and 1,800 req/s against its 100.
+    assert "x0.05" in report and "x18.00" in report
