@@ -16,6 +16,7 @@ import logging
 from time import monotonic, time
 
 from gateway import metrics
+from gateway.accounting.model import Source
 from gateway.accounting.service import Accounting, Outcome, Ticket
 from gateway.asgi import (
     EVENT_STREAM,
@@ -57,11 +58,11 @@ class InferenceRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = _Exchange(self.endpoint, scope, send)
         try:
-            call = await exchange.read(receive)
+            intake, call = await exchange.read(receive)
             if exchange.hit is not None:
-                await exchange.serve_hit(call, exchange.hit)
+                await exchange.serve_hit(exchange.hit)
             else:
-                await exchange.serve(call, await exchange.admit(), receive)
+                await exchange.serve(call, await exchange.admit(intake, call), receive)
         except GatewayError as err:
             await exchange.fail(err)
         except asyncio.CancelledError:
@@ -103,6 +104,7 @@ class _Exchange:
         "served_by",
         "started",
         "status",
+        "streamed",
         "ticket",
         "usage",
     )
@@ -117,7 +119,8 @@ class _Exchange:
         self.hit: Entry | None = None
         self.lease: Lease | None = None
         self.replayed: list[bytes] | None = None  # a hit's SSE events
-        self.answer: bytes | None = None  # a complete non-streaming answer, for the cache
+        self.answer: bytes | None = None  # the upstream's complete non-streaming answer
+        self.streamed = False  # a stream that ended as the upstream meant it to
         self.ticket: Ticket | None = None
         self.call: Call | None = None
         self.served_by: Deployment | None = None
@@ -133,7 +136,7 @@ class _Exchange:
         self.first_event_at: float | None = None
         self.responded = False  # http.response.start has been sent
 
-    async def read(self, receive: Receive) -> Call:
+    async def read(self, receive: Receive) -> tuple[Intake, Call]:
         """The request, checked, and what the cache has for it (``hit``, or a ``lease``)."""
         intake = self.intake = await take_request(
             self.scope, receive, self.endpoint, self.dispatcher
@@ -150,7 +153,7 @@ class _Exchange:
         )
         if self.cache is not None:
             await self._look_up(self.cache, intake, call)
-        return call
+        return intake, call
 
     async def _look_up(self, cache: ResponseCache, intake: Intake, call: Call) -> None:
         plan = cache.plan(self.scope, self.endpoint, call.parsed, intake.alias, intake.principal)
@@ -174,20 +177,18 @@ class _Exchange:
         if hit is not None:
             self.headers.append((b"age", str(max(0, int(time() - hit.created_at))).encode()))
 
-    async def admit(self) -> Routing:
+    async def admit(self, intake: Intake, call: Call) -> Routing:
         """Route the request and admit it; its headers are set for the reply."""
-        assert self.intake is not None and self.call is not None
-        intake = self.intake
         routing = route(intake, self.dispatcher, self.accounting)
         decision = routing.decision
         self.ticket = await self.accounting.admit(
             intake.principal,
-            self.call.request_id,
+            call.request_id,
             self.alias,
             self.dispatcher.plan(routing),
             prompt_bound=len(intake.body),  # a token is at least a byte of the body
             tokens_estimate=routing.features.prompt_tokens,
-            output_bound=_output_bound(self.endpoint, self.call.parsed),
+            output_bound=_output_bound(self.endpoint, call.parsed),
             now_mono=self.started,
         )
         self.headers += self.ticket.headers
@@ -197,7 +198,7 @@ class _Exchange:
         ]
         return routing
 
-    async def serve_hit(self, call: Call, entry: Entry) -> None:
+    async def serve_hit(self, entry: Entry) -> None:
         """Answer from the cache: the stored JSON, or the same answer replayed as SSE."""
         self.deployment = "cache"
         if self.replayed is None:
@@ -231,7 +232,7 @@ class _Exchange:
     async def _reply(self, call: Call, routing: Routing, watch: DisconnectWatch) -> None:
         reply, dep = await self.dispatcher.complete(routing, call)
         self.deployment, self.served_by, self.usage = dep.name, dep, reply.usage
-        self.answer = reply.body if reply.status == 200 else None
+        self.answer = reply.body
         watch.stop()
         self.headers.append((b"x-gateway-deployment", dep.name.encode()))
         await self._respond(reply.status, reply.body, reply.content_type)
@@ -254,7 +255,6 @@ class _Exchange:
             (b"x-gateway-deployment", self.deployment.encode()),
         ]
         end = "aborted"
-        self.answer = None
         try:
             await self.send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in opened.stream:
@@ -272,10 +272,7 @@ class _Exchange:
         finally:
             await self.dispatcher.close_stream(self.alias, opened, end)
             self.usage = opened.stream.usage
-            usage = self.usage
-            if end == "ok" and self.lease is not None:
-                counts = None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
-                self.answer = assemble(self.endpoint, self.relayed, counts)
+        self.streamed = end == "ok"
         watch.stop()
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -290,55 +287,46 @@ class _Exchange:
         if self.first_event_at is not None:
             ttft = self.first_event_at - self.started
             metrics.child(metrics.TIME_TO_FIRST_TOKEN, self.alias, self.deployment).observe(ttft)
-        if self.lease is not None:
-            self._offer(self.lease)
-        if self.hit is not None and self.intake is not None and self.status:
+        if self.cache is not None and self.lease is not None:
+            self._offer(self.cache, self.lease)
+        ticket, usage = self.ticket, self.usage
+        source: Source | None = None
+        if self.hit is not None and self.intake is not None:  # free: billed to no deployment
             ticket = Ticket(self.intake.principal, None, [])
-            outcome = Outcome(
-                request_id=self.headers[0][1].decode(),
-                alias=self.alias,
-                deployment=None,
-                usage=self.hit.usage,
-                estimated=False,
-                status=self.status,
-                latency_s=duration,
-                ttft_s=ttft,
-                started_at=self.started,
-                ended_at=ended,
-                source="cache",
-            )
-            self.accounting.finish(ticket, outcome)
-            return
-        if self.ticket is None:
+            usage, source = self.hit.usage, "cache"
+        if ticket is None:
             return  # refused before admission: nothing was reserved or spent
         outcome = Outcome(
             request_id=self.headers[0][1].decode(),
             alias=self.alias,
             deployment=self.served_by,
-            usage=self.usage,
+            usage=usage,
             estimated=False,
             status=self.status,
             latency_s=duration,
             ttft_s=ttft,
             started_at=self.started,
             ended_at=ended,
+            source=source,
         )
-        if self.usage is None and self.relayed and self.call is not None:
-            self.accounting.finish_estimated(self.ticket, outcome, self.call.parsed, self.relayed)
+        if usage is None and self.relayed and self.call is not None:
+            self.accounting.finish_estimated(ticket, outcome, self.call.parsed, self.relayed)
         else:
-            self.accounting.finish(self.ticket, outcome)
+            self.accounting.finish(ticket, outcome)
 
-    def _offer(self, lease: Lease) -> None:
+    def _offer(self, cache: ResponseCache, lease: Lease) -> None:
         """The upstream's answer to the cache if it is complete and successful, else give
-        up the lease (identical requests waiting on this one stop waiting)."""
-        assert self.cache is not None
-        answer, served_by = self.answer, self.served_by
+        up the lease (identical requests waiting on this one stop waiting). A stream's
+        answer is assembled here, after its client has it all."""
+        answer, served_by, usage = self.answer, self.served_by, self.usage or Usage()
+        if self.streamed:
+            counts = (usage.prompt_tokens, usage.completion_tokens) if self.usage else None
+            answer = assemble(self.endpoint, self.relayed, counts)
         if self.status != 200 or answer is None or served_by is None:
-            self.cache.abandon(lease)
+            cache.abandon(lease)
             return
-        usage = self.usage or Usage()
         entry = Entry(answer, usage.prompt_tokens, usage.completion_tokens, time(), served_by.name)
-        self.cache.fulfil(lease, entry)
+        cache.fulfil(lease, entry)
 
 
 def _output_bound(endpoint: Endpoint, parsed: dict[str, object]) -> int | None:
