@@ -121,10 +121,12 @@ class MemoryBackend:
         self._drop(key)
 
     async def purge(self, pattern: str) -> int:
+        now = monotonic()
         doomed = [key for key in self._entries if fnmatchcase(key, pattern)]
+        live = sum(1 for key in doomed if self._entries[key][1] > now)  # as Redis counts
         for key in doomed:
             self._drop(key)
-        return len(doomed)
+        return live
 
     async def usage(self, pattern: str) -> Footprint:
         now = monotonic()

@@ -158,5 +158,9 @@ def _bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
+_MAX_MS = 2**53
+"""About 285,000 years: any longer TTL is this (Redis refuses expiries past 2**63 ms)."""
+
+
 def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
+    return max(1, round(min(seconds * 1000, _MAX_MS)))

@@ -96,7 +96,9 @@ def digest(endpoint: str, alias: str, parsed: dict[str, Any]) -> str:
     canonical = json.dumps(
         [endpoint, fields], sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
-    return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+    # surrogatepass: JSON may escape a lone surrogate ("\\ud800"), which strict UTF-8 refuses.
+    data = canonical.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def part(name: str) -> str:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -332,3 +334,62 @@ async def _load_with_outage(
         for client in clients:
             await client.aclose()
     return statuses, results
+
+
+@pytest.mark.slow
+def test_a_frozen_redis_costs_a_few_timeouts_per_interval_not_one_per_request(
+    tmp_path: Path,
+) -> None:
+    """Redis stopped (SIGSTOP: connections open, no answers) for 2 s under sequential
+    traffic: every request is answered, the cache times out 3 times per ``retry_s`` and is
+    bypassed in between, and hits come back once Redis runs again."""
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        with contextlib.ExitStack() as stack:
+            fleet = start_accounting_fleet(
+                stack,
+                tmp_path,
+                redis.url,
+                gateways=1,
+                accounting={"key_cache_s": 600},  # the key is read once, before the freeze
+                cache={"mode": "always", "retry_s": 1.0, "timeout_ms": 25},
+            )
+            with fleet.admin() as admin:
+                admin.create_team("ops")
+                key = admin.create_key("ops")
+            url = fleet.urls[0]
+            auth = {"Authorization": f"Bearer {key.secret}"}
+            body = {"model": QWEN, "messages": _messages("frozen"), "max_tokens": 4}
+            with httpx.Client(base_url=url, headers=auth, timeout=30.0) as http:
+                assert http.post("/v1/chat/completions", json=body).status_code == 200
+                errors_before = _cache_errors(url)
+                os.kill(redis.pid, signal.SIGSTOP)
+                frozen_at = time.monotonic()
+                try:
+                    seen = []
+                    while time.monotonic() - frozen_at < 2.0:
+                        started = time.monotonic()
+                        reply = http.post("/v1/chat/completions", json=body)
+                        seen.append((reply.status_code, time.monotonic() - started))
+                finally:
+                    os.kill(redis.pid, signal.SIGCONT)
+                errors = _cache_errors(url) - errors_before
+                time.sleep(1.2)  # past retry_s: the next request probes Redis again
+                headers = [
+                    http.post("/v1/chat/completions", json=body).headers["x-gateway-cache"]
+                    for _ in range(2)
+                ]
+    finally:
+        redis.stop()
+    slow = sorted(seconds for _, seconds in seen)[-3:]
+    print(f"{len(seen)} requests while frozen, {errors:.0f} cache errors, slowest {slow}")
+    assert {status for status, _ in seen} == {200}
+    assert len(seen) > 20
+    assert errors <= 3 * 3  # 3 failures open the circuit, once per second of the freeze
+    assert headers[-1] == "hit"
+
+
+def _cache_errors(url: str) -> float:
+    return metric_sum(scrape(url), "gateway_cache_errors_total")
