@@ -168,7 +168,7 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     stats = _leaf(cache, "stats", "entries, bytes and hit ratio", common, _cache_stats)
     purge = _leaf(cache, "purge", "delete cached answers", common, _cache_purge)
     for parser in (stats, purge):
-        parser.add_argument("--namespace", help="one team's entries (or 'shared')")
+        parser.add_argument("--namespace", help="one team's entries (or '~shared')")
         parser.add_argument("--alias", help="one alias's entries")
 
 

@@ -25,7 +25,8 @@ from gateway.errors import InvalidRequest
 
 TTL_HEADER = b"x-gateway-cache-ttl"
 IGNORED_FIELDS = frozenset({"stream", "stream_options", "user"})
-SHARED_NAMESPACE = "shared"
+SHARED_NAMESPACE = "~shared"
+"""The namespace of aliases that share their cache: ``~`` is never in a team id."""
 Result = Literal["hit", "miss", "bypass", "refresh"]
 
 

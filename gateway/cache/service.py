@@ -7,9 +7,10 @@ replicas the first takes a Redis lock (``claim``) and the others poll for its en
 appears, the lock is freed without one (one of them takes over), or ``wait_s`` has passed
 (they go upstream themselves). Nobody waits on a leader that failed or left.
 
-Redis trouble never fails a request: an operation that errs or passes ``timeout_s`` is a
-bypass, and after three failures in a row the cache is skipped for ``retry_s`` (one probe per
-interval, not one timeout per request). A stored value that does not decode is deleted and
+Redis trouble never fails a request: an operation that errs or passes ``timeout_s`` counts
+as a miss (the request goes upstream), and after three failures in a row the cache is
+bypassed, with one request per ``retry_s`` probing Redis (one timeout per interval, not one
+per request). A stored value that does not decode is deleted and
 counted, and the request goes upstream. Writes and lock releases run after the response, off
 the request path. This is the exact-match strategy; a semantic one would sit behind the same
 ``lookup``/``fulfil`` pair. Imports: ``gateway`` modules.
@@ -127,8 +128,10 @@ class ResponseCache:
     async def lookup(self, plan: CachePlan, owner: str) -> Lookup:
         """A hit, a lease to go upstream, or a bypass (Redis unavailable)."""
         started = monotonic()
-        if started < self._down_until:
-            return self._counted(plan, BYPASS, started)
+        if self._failures >= FAILURES_TO_OPEN:  # open: one request per interval probes
+            if started < self._down_until:
+                return self._counted(plan, BYPASS, started)
+            self._down_until = started + self.settings.retry_s  # the others bypass meanwhile
         if not plan.read:
             return self._counted(
                 plan, Lookup("refresh", lease=Lease(plan, owner, False, None)), started
@@ -158,7 +161,7 @@ class ResponseCache:
             return
         self._settle(lease, entry)
         plan = lease.plan
-        if not plan.write or monotonic() < self._down_until:
+        if not plan.write or self._failures >= FAILURES_TO_OPEN:
             self._release(lease)
             return
         value = entry.encode(self.settings.compress_min_bytes)
@@ -227,7 +230,7 @@ class ResponseCache:
         except BackendUnavailable as exc:
             self._failed("get", exc)
             return None
-        self._failures = 0
+        self._ok()
         return None if value is None else self._decode(plan, value)
 
     async def _claim(self, lease: Lease) -> Entry | None:
@@ -243,7 +246,7 @@ class ResponseCache:
             except BackendUnavailable as exc:
                 self._failed("claim", exc)
                 return None
-            self._failures = 0
+            self._ok()
             if isinstance(got, bytes):
                 return self._decode(plan, got)
             if got or monotonic() + pause > deadline:
@@ -264,7 +267,7 @@ class ResponseCache:
         flight = lease.flight
         if flight is not None and not flight.done():
             flight.set_result(entry)
-        if self._flights.get(lease.plan.key) is flight:
+        if flight is not None and self._flights.get(lease.plan.key) is flight:
             del self._flights[lease.plan.key]
 
     def _release(self, lease: Lease) -> None:
@@ -285,19 +288,26 @@ class ResponseCache:
             if written:
                 metrics.child(metrics.CACHE_WRITES, "failed").inc()
             return
+        self._ok()
         if written:
             metrics.child(metrics.CACHE_WRITES, "stored").inc()
+
+    def _ok(self) -> None:
+        if self._failures >= FAILURES_TO_OPEN:
+            log.warning("cache: Redis answers again; the cache is back")
+        self._failures = 0
 
     def _failed(self, operation: str, exc: Exception) -> None:
         metrics.child(metrics.CACHE_ERRORS, operation).inc()
         self._failures += 1
-        if self._failures >= FAILURES_TO_OPEN and monotonic() >= self._down_until:
-            self._down_until = monotonic() + self.settings.retry_s
+        if self._failures == FAILURES_TO_OPEN:
             log.warning(
-                "cache: Redis unavailable (%s); bypassing the cache for %.1f s",
+                "cache: Redis unavailable (%s); bypassing the cache, probing every %.1f s",
                 exc,
                 self.settings.retry_s,
             )
+        if self._failures >= FAILURES_TO_OPEN:
+            self._down_until = monotonic() + self.settings.retry_s
 
     def _counted(self, plan: CachePlan, lookup: Lookup, started: float) -> Lookup:
         result = lookup.result

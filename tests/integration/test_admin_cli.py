@@ -16,10 +16,15 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway.accounting.memory_store import MemoryStore
 from gateway.accounting.model import SpendRecord, hash_secret
 from gateway.admin_client import MASTER_KEY_ENV
+from gateway.cache.backend import MemoryBackend
+from gateway.cache.request import CachePlan
+from gateway.cache.service import ResponseCache
+from gateway.cache.settings import CacheSettings
 from gateway.cli import main
 from loadtests.processes import free_port
 from tests.unit.gateway.test_admin_routes import MASTER, MASTER_ENV, admin_app, make_accounting
@@ -70,9 +75,17 @@ def admin_url(store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     """The admin API on http://127.0.0.1:PORT; the CLI gets the master key from its env."""
     monkeypatch.setenv(MASTER_ENV, MASTER)
     monkeypatch.setenv(MASTER_KEY_ENV, MASTER)
+    yield from _serve(admin_app(make_accounting(store), CACHE))
+
+
+CACHE = ResponseCache(CacheSettings(enabled=True), MemoryBackend(1 << 20))
+"""An in-process response cache the cache commands manage (entries seeded by each test)."""
+
+
+def _serve(app: Starlette) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(
-        admin_app(make_accounting(store)),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -213,3 +226,29 @@ def test_api_errors_exit_1_with_their_message_and_connection_failures_exit_2(
     closed = f"http://127.0.0.1:{free_port()}"
     code, out, err = _run(capsys, "keys", "list", "--url", closed)
     assert (code, out) == (2, "") and err.startswith(f"cannot reach the gateway at {closed}")
+
+
+def test_cache_stats_and_purge_from_the_cli(
+    admin_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans = [
+        CachePlan(team, alias, f"{n:032x}", True, True, 60.0)
+        for n, (team, alias) in enumerate([("a", "chat"), ("a", "embed"), ("b", "chat")])
+    ]
+
+    async def seed() -> None:
+        for plan in plans:
+            await CACHE.backend.store(plan.key, b"x" * 100, 60.0, plan.lock, "seed")
+        await CACHE.backend.add_counts({"a": (3, 1)})
+
+    asyncio.run(seed())
+    url = ("--url", admin_url)
+    code, out, _ = _run(capsys, "cache", "stats", "--namespace", "a", *url)
+    assert code == 0
+    assert out.splitlines()[-1].split() == ["2", "200", "3", "1", "75.0%"]
+    code, out, _ = _run(capsys, "cache", "purge", "--alias", "chat", *url)
+    assert (code, out) == (0, "deleted 2 cached answers\n")
+    code, out, _ = _run(capsys, "cache", "stats", *url)
+    assert out.splitlines()[-1].split()[:2] == ["1", "100"]
+    code, _, err = _run(capsys, "cache", "stats", "--url", "http://127.0.0.1:9")
+    assert code == 2 and "cannot reach" in err

@@ -337,6 +337,28 @@ def test_a_hung_redis_costs_at_most_three_timeouts_then_is_bypassed(
     asyncio.run(scenario())
 
 
+def test_after_retry_s_one_lookup_probes_a_hung_redis_while_the_others_bypass(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        async with replicas(redis_server.url, {"timeout_s": 0.05, "retry_s": 0.3}) as (a,):
+            await warm_up(a, client)
+            os.kill(redis_server.pid, signal.SIGSTOP)
+            try:
+                for _ in range(3):
+                    await timed(a, plan())
+                await asyncio.sleep(0.35)  # the interval has passed: the next lookup probes
+                before = claim_errors()
+                burst = await asyncio.gather(*(timed(a, plan()) for _ in range(10)))
+            finally:
+                os.kill(redis_server.pid, signal.SIGCONT)
+            results = sorted(result for result, _ in burst)
+            assert results == ["bypass"] * 9 + ["miss"]  # the probe timed out: a miss
+            assert claim_errors() == before + 1
+
+    asyncio.run(scenario())
+
+
 # -- no-store, refresh --------------------------------------------------------------------
 
 
@@ -381,13 +403,6 @@ def test_a_refresh_skips_the_lookup_and_gets_an_unlocked_lease(
     asyncio.run(scenario())
 
 
-_REFRESH_BUG = (
-    "service.py _settle: a refresh lease has flight None, and with no flight in progress for "
-    "its key self._flights.get(key) is None too, so `is flight` holds and `del` raises KeyError"
-)
-
-
-@pytest.mark.xfail(reason=_REFRESH_BUG, raises=KeyError, strict=True)
 def test_fulfilling_a_refresh_replaces_the_entry(redis_server: RedisServer) -> None:
     p, old, new = plan(), entry(b'{"old":1}'), entry(b'{"new":2}')
     refresh = plan(digest=p.digest, read=False)
@@ -403,7 +418,6 @@ def test_fulfilling_a_refresh_replaces_the_entry(redis_server: RedisServer) -> N
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(reason=_REFRESH_BUG, raises=KeyError, strict=True)
 def test_abandoning_a_refresh_keeps_the_old_entry(redis_server: RedisServer) -> None:
     p, old = plan(), entry(b'{"old":1}')
     refresh = plan(digest=p.digest, read=False)

@@ -23,6 +23,9 @@ from gateway.accounting.pricing import Price
 from gateway.accounting.service import Accounting
 from gateway.accounting.settings import AccountingSettings
 from gateway.asgi import Receive, Scope, Send
+from gateway.cache.backend import MemoryBackend
+from gateway.cache.service import ResponseCache
+from gateway.cache.settings import CacheSettings
 from gateway.errors import (
     GatewayError,
     handle_gateway_error,
@@ -43,12 +46,13 @@ def make_accounting(store: MemoryStore, *, auth: bool = True) -> Accounting:
     return Accounting(settings, store, Costing(reference, ()))
 
 
-def admin_app(accounting: Accounting) -> Starlette:
-    """The admin routes with the gateway's error handlers and ``accounting`` in state."""
+def admin_app(accounting: Accounting, cache: ResponseCache | None = None) -> Starlette:
+    """The admin routes with the gateway's error handlers, ``accounting`` and ``cache`` in
+    state."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        yield {"accounting": accounting}
+        yield {"accounting": accounting, "cache": cache}
 
     handlers = {
         GatewayError: handle_gateway_error,
@@ -64,7 +68,7 @@ class Client:
 
     def __init__(self, accounting: Accounting) -> None:
         self.app = admin_app(accounting)
-        self.state = {"accounting": accounting}
+        self.state: dict[str, object] = {"accounting": accounting, "cache": None}
 
     async def _with_state(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app({**scope, "state": dict(self.state)}, receive, send)
@@ -337,3 +341,21 @@ def test_without_a_configured_master_key_nobody_is_admin(
     monkeypatch.delenv(MASTER_ENV, raising=False)
     client = Client(make_accounting(store))
     assert _error(client.get("/admin/teams", headers=AUTH), 401)["code"] == ("invalid_api_key")
+
+
+def test_the_cache_endpoints_say_when_the_cache_is_off_and_reject_unknown_parameters(
+    client: Client,
+) -> None:
+    assert client.request("GET", "/admin/cache/stats").status_code == 401
+    off = client.request("GET", "/admin/cache/stats", headers=AUTH)
+    assert off.status_code == 400 and "cache is off" in off.json()["error"]["message"]
+    client.state["cache"] = ResponseCache(CacheSettings(enabled=True), MemoryBackend(1024))
+    typo = client.request("DELETE", "/admin/cache?namspace=a", headers=AUTH)
+    assert typo.status_code == 400 and typo.json()["error"]["param"] == "namspace"
+    purged = client.request("DELETE", "/admin/cache?namespace=a", headers=AUTH)
+    assert purged.json() == {
+        "object": "cache.purge",
+        "namespace": "a",
+        "alias": None,
+        "deleted": 0,
+    }

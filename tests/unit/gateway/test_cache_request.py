@@ -178,8 +178,8 @@ def test_a_deterministic_request_is_cached_in_both_caching_modes(mode: Mode) -> 
     ("section", "alias", "expected"),
     [
         pytest.param("team", None, "research", id="team"),
-        pytest.param("shared", None, "shared", id="section-shared"),
-        pytest.param("team", "shared", "shared", id="alias-shared"),
+        pytest.param("shared", None, "~shared", id="section-shared"),
+        pytest.param("team", "shared", "~shared", id="alias-shared"),
         pytest.param("shared", "team", "research", id="alias-team-over-section-shared"),
     ],
 )
