@@ -187,16 +187,22 @@ def test_cache_control_and_ttl_headers(cached: CacheFleet) -> None:
     body = {"model": QWEN, "messages": _messages(prompt), "max_tokens": 8}
     auth = {"Authorization": f"Bearer {cached.alpha.secret}"}
 
-    def ask(**headers: str) -> str:
+    def ask(**headers: str) -> tuple[str, str]:
         reply = httpx.post(f"{url}/v1/chat/completions", json=body, headers={**auth, **headers})
         assert reply.status_code == 200, reply.text
-        return reply.headers["x-gateway-cache"]
+        return reply.headers["x-gateway-cache"], reply.json()["id"]
 
-    assert ask(**{"cache-control": "no-store"}) == "miss"
-    assert ask() == "miss"  # no-store wrote nothing
-    assert ask() == "hit"
-    assert ask(**{"cache-control": "no-cache"}) == "refresh"
-    assert ask(**{"cache-control": "no-cache, no-store"}) == "bypass"
+    assert ask(**{"cache-control": "no-store"})[0] == "miss"
+    result, first = ask()
+    assert result == "miss"  # no-store wrote nothing
+    assert ask() == ("hit", first)
+    result, refreshed = ask(**{"cache-control": "no-cache"})
+    assert result == "refresh" and refreshed != first
+    assert ask(**{"cache-control": "no-cache, no-store"})[0] == "bypass"
+    deadline = time.monotonic() + 5.0  # the refreshed answer is written after its response
+    while (latest := ask()) != ("hit", refreshed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert latest == ("hit", refreshed)
     bad = httpx.post(
         f"{url}/v1/chat/completions", json=body, headers={**auth, "x-gateway-cache-ttl": "soon"}
     )
