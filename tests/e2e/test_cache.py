@@ -272,31 +272,46 @@ def test_admin_stats_and_purge(cached: CacheFleet) -> None:
     assert other["entries"] > 0  # another team's entries are untouched
 
 
-@pytest.mark.slow
-def test_redis_killed_mid_load_gives_no_5xx_and_hits_resume(tmp_path: Path) -> None:
-    # Durable (AOF, fsync always) as in production: the keys must survive the restart.
-    redis = RedisServer(tmp_path / "redis", durable=True)
-    (tmp_path / "redis").mkdir()
+@contextlib.contextmanager
+def _fleet_on_own_redis(
+    workdir: Path,
+    redis: RedisServer,
+    gateways: int,
+    accounting: dict[str, Any],
+    cache: dict[str, Any],
+) -> Iterator[tuple[AccountingFleet, str]]:
+    """``redis`` started, a fleet with a cache on it, and a key of team ``ops``; all stopped
+    at the end."""
+    redis.workdir.mkdir()
     redis.start()
     try:
         with contextlib.ExitStack() as stack:
             fleet = start_accounting_fleet(
-                stack,
-                tmp_path,
-                redis.url,
-                gateways=2,
-                accounting={"store_timeout_ms": 250, "store_retry_s": 0.5},
-                cache={"mode": "always", "retry_s": 0.5},
+                stack, workdir, redis.url, gateways=gateways, accounting=accounting, cache=cache
             )
             with fleet.admin() as admin:
                 admin.create_team("ops")
-                key = admin.create_key("ops")
-            prompts = [f"outage {n % 20}" for n in range(600)]
-            statuses, results = asyncio.run(_load_with_outage(fleet, key.secret, prompts, redis))
-            after = asyncio.run(_burst(fleet.urls, key.secret, "after the outage", 1))
-            again = asyncio.run(_burst(fleet.urls, key.secret, "after the outage", 1))
+                yield fleet, admin.create_key("ops").secret
     finally:
         redis.stop()
+
+
+@pytest.mark.slow
+def test_redis_killed_mid_load_gives_no_5xx_and_hits_resume(tmp_path: Path) -> None:
+    # Durable (AOF, fsync always) as in production: the keys must survive the restart.
+    redis = RedisServer(tmp_path / "redis", durable=True)
+    with _fleet_on_own_redis(
+        tmp_path,
+        redis,
+        2,
+        accounting={"store_timeout_ms": 250, "store_retry_s": 0.5},
+        cache={"mode": "always", "retry_s": 0.5},
+    ) as (fleet, secret):
+        prompts = [f"outage {n % 20}" for n in range(600)]
+        statuses, results = asyncio.run(_load_with_outage(fleet, secret, prompts, redis))
+        time.sleep(0.6)  # past retry_s: a circuit still open at the end of the load probes again
+        after = asyncio.run(_burst(fleet.urls, secret, "after the outage", 1))
+        again = asyncio.run(_burst(fleet.urls, secret, "after the outage", 1))
     print(f"statuses {dict(statuses)}, cache results {dict(results)}")
     assert set(statuses) == {200}
     assert results["bypass"] > 0 and results["hit"] > 0
@@ -349,46 +364,38 @@ def test_a_frozen_redis_costs_a_few_timeouts_per_interval_not_one_per_request(
     """Redis stopped (SIGSTOP: connections open, no answers) for 2 s under sequential
     traffic: every request is answered, the cache times out 3 times per ``retry_s`` and is
     bypassed in between, and hits come back once Redis runs again."""
-    (tmp_path / "redis").mkdir()
     redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    try:
-        with contextlib.ExitStack() as stack:
-            fleet = start_accounting_fleet(
-                stack,
-                tmp_path,
-                redis.url,
-                gateways=1,
-                accounting={"key_cache_s": 600},  # the key is read once, before the freeze
-                cache={"mode": "always", "retry_s": 1.0, "timeout_ms": 25},
-            )
-            with fleet.admin() as admin:
-                admin.create_team("ops")
-                key = admin.create_key("ops")
-            url = fleet.urls[0]
-            auth = {"Authorization": f"Bearer {key.secret}"}
-            body = {"model": QWEN, "messages": _messages("frozen"), "max_tokens": 4}
-            with httpx.Client(base_url=url, headers=auth, timeout=30.0) as http:
-                assert http.post("/v1/chat/completions", json=body).status_code == 200
-                errors_before = _cache_errors(url)
-                os.kill(redis.pid, signal.SIGSTOP)
-                frozen_at = time.monotonic()
-                try:
-                    seen = []
-                    while time.monotonic() - frozen_at < 2.0:
-                        started = time.monotonic()
-                        reply = http.post("/v1/chat/completions", json=body)
-                        seen.append((reply.status_code, time.monotonic() - started))
-                finally:
-                    os.kill(redis.pid, signal.SIGCONT)
-                errors = _cache_errors(url) - errors_before
-                time.sleep(1.2)  # past retry_s: the next request probes Redis again
-                headers = [
-                    http.post("/v1/chat/completions", json=body).headers["x-gateway-cache"]
-                    for _ in range(2)
-                ]
-    finally:
-        redis.stop()
+    with (
+        _fleet_on_own_redis(
+            tmp_path,
+            redis,
+            1,
+            accounting={"key_cache_s": 600},  # the key is read once, before the freeze
+            cache={"mode": "always", "retry_s": 1.0, "timeout_ms": 25},
+        ) as (fleet, secret),
+        httpx.Client(
+            base_url=fleet.urls[0], headers={"Authorization": f"Bearer {secret}"}, timeout=30.0
+        ) as http,
+    ):
+        body = {"model": QWEN, "messages": _messages("frozen"), "max_tokens": 4}
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+        errors_before = _cache_errors(fleet.urls[0])
+        os.kill(redis.pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        try:
+            seen = []
+            while time.monotonic() - frozen_at < 2.0:
+                started = time.monotonic()
+                reply = http.post("/v1/chat/completions", json=body)
+                seen.append((reply.status_code, time.monotonic() - started))
+        finally:
+            os.kill(redis.pid, signal.SIGCONT)
+        errors = _cache_errors(fleet.urls[0]) - errors_before
+        time.sleep(1.2)  # past retry_s: the next request probes Redis again
+        headers = [
+            http.post("/v1/chat/completions", json=body).headers["x-gateway-cache"]
+            for _ in range(2)
+        ]
     slow = sorted(seconds for _, seconds in seen)[-3:]
     print(f"{len(seen)} requests while frozen, {errors:.0f} cache errors, slowest {slow}")
     assert {status for status, _ in seen} == {200}
