@@ -406,3 +406,19 @@ def test_a_frozen_redis_costs_a_few_timeouts_per_interval_not_one_per_request(
 
 def _cache_errors(url: str) -> float:
     return metric_sum(scrape(url), "gateway_cache_errors_total")
+
+
+def test_a_stream_the_client_cut_off_is_not_stored(cached: CacheFleet) -> None:
+    url = cached.fleet.urls[0]
+    prompt = f"cut {secrets.token_hex(4)}: count slowly to one hundred"
+    auth = {"Authorization": f"Bearer {cached.alpha.secret}"}
+    body = {"model": QWEN, "messages": _messages(prompt), "max_tokens": 200, "stream": True}
+    with httpx.Client(base_url=url, headers=auth, timeout=30.0) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as cut:
+            assert cut.headers["x-gateway-cache"] == "miss"
+            first = next(line for line in cut.iter_lines() if line.startswith("data: "))
+        assert first.startswith("data: {")  # one event read, then the connection closed
+        # Asked again at once, it follows the cut stream's lease, or finds no entry.
+        again = http.post("/v1/chat/completions", json={**body, "stream": False})
+    assert again.headers["x-gateway-cache"] == "miss"
+    assert again.json()["choices"][0]["finish_reason"] in ("stop", "length")
