@@ -26,6 +26,8 @@ from loadtests.processes import ManagedProcess, free_port, running_process
 from loadtests.redis_server import RedisServer
 
 START_TIMEOUT_S = 30.0
+LIFETIME_S = 3600.0
+"""Every process the benchmark starts is killed after this (the run's own alarm is shorter)."""
 GATEWAY_ALIAS = "bench-qwen"
 GATEWAY_DEPLOYMENT = "bench-worker"
 PROXY_TARGETS = ("floor", "gateway", "accounting", "cache")
@@ -49,7 +51,10 @@ class Target:
 def emulator(workdir: Path) -> Iterator[str]:
     """A zero-latency vLLM emulator on a free port, on this process's cpus; yields its origin."""
     with contextlib.ExitStack() as stack:
-        yield start_emulator(stack, "vllm", "--zero-latency", log_dir=workdir).url
+        emulated = start_emulator(
+            stack, "vllm", "--zero-latency", log_dir=workdir, max_lifetime_s=LIFETIME_S
+        )
+        yield emulated.url
 
 
 def served_model(origin: str) -> str:
@@ -117,7 +122,7 @@ def start_proxy(
     origin = f"http://127.0.0.1:{port}"
     redis_url = None
     if name in ("accounting", "cache"):
-        redis = RedisServer(workdir, max_lifetime_s=3600.0)
+        redis = RedisServer(workdir, max_lifetime_s=LIFETIME_S)
         redis.start()
         stack.callback(redis.stop)
         redis_url = redis.url
@@ -128,6 +133,7 @@ def start_proxy(
             command,
             origin + "/healthz",
             timeout_s=START_TIMEOUT_S,
+            max_lifetime_s=LIFETIME_S,
             log_path=log,
             cpus=cpus,
             env={"TOKEN_GATEWAY_MASTER_KEY": MASTER_KEY},
