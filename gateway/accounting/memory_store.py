@@ -256,11 +256,15 @@ class MemoryStore:
                 values[metric] = values.get(metric, 0) + value
 
     def _forget_expired(self) -> None:
-        """Drop expired done markers and held entries, once they are many."""
+        """Drop expired done markers and held entries, once they are many. Of the markers,
+        the newest ``ledger_max_len`` are kept at most: in this process a settlement never
+        fails halfway, so nothing is retried days later, and a week of markers (as Redis
+        keeps) grew the gateway by ~0.25 KB per request (measured: +7 MiB per 26k)."""
         if len(self._done) + len(self._held) < self._prune_at:
             return
         now = time.monotonic()
-        self._done = {m: until for m, until in self._done.items() if until > now}
+        kept = [(m, until) for m, until in self._done.items() if until > now]
+        self._done = dict(kept[-self.ledger_max_len :])
         self._held = {m: held for m, held in self._held.items() if held.until > now}
         self._prune_at = max(1024, 2 * (len(self._done) + len(self._held)))
 

@@ -716,3 +716,18 @@ def test_large_round_amounts_are_counted_to_the_micro_dollar(make_store: StoreFa
         assert rows == [SpendRow("research", 1, 10**8, 10**8, 10**11)]
 
     run(make_store, scenario)
+
+
+def test_the_in_process_store_remembers_settled_ids_for_as_long_as_its_ledger() -> None:
+    """A week of done markers (Redis's TTL) held in process memory grew the gateway by ~0.25
+    KB per request; the embedded store keeps as many as its ledger keeps records."""
+    store = MemoryStore(ledger_max_len=100)
+
+    async def settle(count: int) -> None:
+        await store.settle_many([record(f"r{n}") for n in range(count)])
+        for n in range(count, count + 5000):
+            await store.settle(record(f"r{n}"))
+
+    asyncio.run(settle(100))
+    assert len(store._done) <= 2 * 1024  # pruned to the newest 100 once 1024 were reached
+    assert asyncio.run(store.settle(record("r5099"))) is False  # a recent id: still a duplicate
