@@ -167,6 +167,8 @@ class Dispatcher:
     def first_event(self, opened: OpenStream) -> None:
         """The stream's first event went out: the deployment's time to first token."""
         self.fleet.first_token(opened.ticket, _now())
+        ttft = opened.ticket.stats.ttft.value
+        metrics.child(metrics.DEPLOYMENT_TTFT, opened.deployment.name).set(ttft)
 
     async def close_stream(self, alias: str, opened: OpenStream, outcome: str) -> None:
         """Release the upstream and record how the stream ended (ok, broken, aborted)."""

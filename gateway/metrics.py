@@ -89,6 +89,13 @@ CIRCUIT_OPEN = Gauge(
     ["deployment"],
     multiprocess_mode="max",
 )
+DEPLOYMENT_TTFT = Gauge(
+    "gateway_deployment_ttft_seconds",
+    "The gateway's smoothed (EWMA) time to first token per deployment, from streamed answers: "
+    "what routing expects of it.",
+    ["deployment"],
+    multiprocess_mode="mostrecent",
+)
 WORKER_SCRAPE_FAILURES = Counter(
     "gateway_worker_scrape_failures",
     "Failed scrapes of a local worker's /metrics (its load is then unknown until it answers).",
@@ -132,6 +139,13 @@ SHADOW_COST = Counter(
 BUDGET_REMAINING = Gauge(
     "gateway_budget_remaining_usd",
     "A team's tightest budget left (day, month or total) after its latest admission.",
+    ["team"],
+    multiprocess_mode="mostrecent",
+)
+BUDGET_USED_RATIO = Gauge(
+    "gateway_budget_used_ratio",
+    "The most used of a team's budgets (day, month or total) as a fraction, at its latest "
+    "admission (1 = spent; a request that does not fit is refused).",
     ["team"],
     multiprocess_mode="mostrecent",
 )

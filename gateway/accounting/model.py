@@ -196,6 +196,8 @@ class Verdict:
     budget_total_micros: int | None = None
     team_budget_left_micros: int | None = None
     """The team's tightest budget left, for the ``gateway_budget_remaining_usd`` gauge."""
+    team_budget_used_ratio: float | None = None
+    """The most used of the team's budgets, as a fraction (``gateway_budget_used_ratio``)."""
 
 
 @dataclass(frozen=True, slots=True)

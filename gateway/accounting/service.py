@@ -309,6 +309,8 @@ class Accounting:
         if verdict.team_budget_left_micros is not None:
             left = float(to_usd(verdict.team_budget_left_micros))
             metrics.child(metrics.BUDGET_REMAINING, team).set(left)
+        if verdict.team_budget_used_ratio is not None:
+            metrics.child(metrics.BUDGET_USED_RATIO, team).set(verdict.team_budget_used_ratio)
 
     # -- after the answer -------------------------------------------------------------
 

@@ -127,14 +127,15 @@ def verdict(admission: Admission, outcome: Refused | Admitted) -> Verdict:
     budgets = outcome.budgets
     tightest = min(budgets, key=lambda b: b.limit - b.used, default=None)
     team_index = len(found) - 1
-    team_budgets = [b.limit - b.used for b in budgets if b.subject == team_index]
+    team = [b for b in budgets if b.subject == team_index]
     return Verdict(
         admitted=True,
         requests=_rate_state(outcome.requests, now),
         tokens=_rate_state(outcome.tokens, now),
         budget_left_micros=None if tightest is None else tightest.limit - tightest.used,
         budget_total_micros=None if tightest is None else tightest.limit,
-        team_budget_left_micros=min(team_budgets, default=None),
+        team_budget_left_micros=min((b.limit - b.used for b in team), default=None),
+        team_budget_used_ratio=max((b.used / b.limit for b in team if b.limit > 0), default=None),
     )
 
 

@@ -138,6 +138,7 @@ def test_budget_admits_to_the_exact_limit_and_refuses_one_micro_more(
         assert first.admitted
         assert (first.budget_left_micros, first.budget_total_micros) == (1_000, 5 * USD)
         assert first.team_budget_left_micros == 1_000
+        assert first.team_budget_used_ratio == 4_999_000 / (5 * USD)
 
         refused = await store.admit(admission("r2", of=research, reserve=12_000))
         assert not refused.admitted
@@ -207,6 +208,9 @@ def test_a_key_budget_refuses_before_the_team_is_checked(make_store: StoreFactor
         assert admitted.budget_left_micros == 3 * USD // 4  # the key's day is the tightest
         assert admitted.budget_total_micros == USD
         assert admitted.team_budget_left_micros == 100 * USD - USD // 4
+        assert admitted.team_budget_used_ratio == (USD // 4) / (
+            100 * USD
+        )  # the team's, not the key's
         refused = await store.admit(admission("r2", of=research, key=ab12, reserve=USD))
         assert refused.refusal == "budget"
         assert refused.detail.startswith("key 'key_ab12' daily budget of $1.000000")
