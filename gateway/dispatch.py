@@ -78,6 +78,8 @@ class Dispatcher:
         self._circuit_open: dict[str, bool] = {}
         prior = fleet.settings.output_tokens_prior
         self._output = {alias: Ewma(fleet.settings.alpha, prior) for alias in config.aliases}
+        for alias in config.aliases:
+            self._export_healthy(alias)
 
     def decide(
         self,
@@ -244,9 +246,17 @@ class Dispatcher:
 
     def _export_circuit(self, name: str, now: float) -> None:
         is_open = self.fleet.circuit_state(name, now) == "open"
-        if self._circuit_open.get(name) is not is_open:  # the gauge moves only on a change
+        if self._circuit_open.get(name) is not is_open:  # the gauges move only on a change
             self._circuit_open[name] = is_open
             metrics.child(metrics.CIRCUIT_OPEN, name).set(1.0 if is_open else 0.0)
+            for alias, spec in self.config.aliases.items():
+                if name in spec.deployments:
+                    self._export_healthy(alias)
+
+    def _export_healthy(self, alias: str) -> None:
+        names = self.config.aliases[alias].deployments
+        healthy = sum(1 for name in names if not self._circuit_open.get(name, False))
+        metrics.child(metrics.ALIAS_HEALTHY_DEPLOYMENTS, alias).set(healthy)
 
     def _exhausted(self, routing: Routing, errors: list[UpstreamError]) -> GatewayError:
         alias = routing.features.alias

@@ -96,6 +96,12 @@ DEPLOYMENT_TTFT = Gauge(
     ["deployment"],
     multiprocess_mode="mostrecent",
 )
+ALIAS_HEALTHY_DEPLOYMENTS = Gauge(
+    "gateway_alias_healthy_deployments",
+    "Deployments of a public model (alias) whose circuit is closed: 0 = every one is failing.",
+    ["model"],
+    multiprocess_mode="livemin",
+)
 WORKER_SCRAPE_FAILURES = Counter(
     "gateway_worker_scrape_failures",
     "Failed scrapes of a local worker's /metrics (its load is then unknown until it answers).",

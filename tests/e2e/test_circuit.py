@@ -58,6 +58,12 @@ def _circuit(url: str, name: str) -> str:
     return state
 
 
+def _healthy(url: str, alias: str) -> float:
+    return metric_sum(
+        scrape(url), "gateway_alias_healthy_deployments", lambda labels: labels["model"] == alias
+    )
+
+
 def test_dead_worker_opens_its_circuit_and_a_probe_closes_it_after_recovery(
     tmp_path: Path,
 ) -> None:
@@ -81,6 +87,7 @@ def test_dead_worker_opens_its_circuit_and_a_probe_closes_it_after_recovery(
             assert _circuit(gateway.url, "flaky") == "open"
             assert _explain(gateway.url)["plan"] == ["steady"]
             assert _open_gauge(gateway.url) == 1.0
+            assert _healthy(gateway.url, "pair") == 1.0  # of two
 
             with contextlib.ExitStack() as revived:
                 start_emulator(revived, "vllm", time_scale=0.01, port=port, max_lifetime_s=60)
@@ -90,3 +97,4 @@ def test_dead_worker_opens_its_circuit_and_a_probe_closes_it_after_recovery(
                 assert set(served) == {"flaky"}
                 assert _circuit(gateway.url, "flaky") == "closed"
                 assert _open_gauge(gateway.url) == 0.0
+                assert _healthy(gateway.url, "pair") == 2.0
