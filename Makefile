@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Binaries the tests start as real processes (redis-server); installed only when missing.
+# Binaries the tests start as real processes (redis-server, prometheus and its promtool);
+# installed only when missing.
 system-deps:
 	@command -v redis-server >/dev/null || { apt-get update -q && apt-get install -y -q redis-server; }
+	@command -v promtool >/dev/null || { apt-get update -q && apt-get install -y -q prometheus; }
 
 demo: $(STAMP)
 	$(PY) -m loadtests.demo
