@@ -1,0 +1,1 @@
+"""Monitoring for token-gateway: Grafana dashboards, Prometheus rules and their tools."""
