@@ -20,10 +20,10 @@ import pytest
 from prometheus_client import Counter, Gauge, Histogram
 
 from gateway import metrics
-from monitoring.dashboards import generate
+from monitoring.dashboards import boards, build, panels
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-BOARDS = generate.dashboards()
+BOARDS = build.dashboards()
 FILES = {"overview.json": "tg-overview", "fleet.json": "tg-fleet", "budgets.json": "tg-budgets"}
 VARIABLE_LABELS = ("model", "deployment", "team")
 
@@ -104,7 +104,7 @@ def _panels(board: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _exprs() -> list[str]:
-    return [expr for _, _, expr in generate.panel_queries()]
+    return [expr for _, _, expr in build.panel_queries()]
 
 
 def _names(expr: str) -> tuple[set[str], set[str]]:
@@ -134,20 +134,20 @@ def test_names_finds_metrics_and_functions_in_an_expression() -> None:
 
 
 def test_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
-    assert generate.main(["--check"]) == 0, capsys.readouterr().err
+    assert build.main(["--check"]) == 0, capsys.readouterr().err
 
 
 def test_check_fails_and_names_the_file_that_drifted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert generate.main(["--dir", str(tmp_path)]) == 0
+    assert build.main(["--dir", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
-    assert generate.main(["--check", "--dir", str(tmp_path)]) == 0
+    assert build.main(["--check", "--dir", str(tmp_path)]) == 0
     fleet = tmp_path / "fleet.json"
     fleet.write_text(fleet.read_text().replace('"30s"', '"5s"'))
     capsys.readouterr()
 
-    assert generate.main(["--check", "--dir", str(tmp_path)]) == 1
+    assert build.main(["--check", "--dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "fleet.json" in err
     assert "overview.json" not in err and "budgets.json" not in err
@@ -156,15 +156,15 @@ def test_check_fails_and_names_the_file_that_drifted(
 def test_check_fails_when_a_file_is_missing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    generate.main(["--dir", str(tmp_path)])
+    build.main(["--dir", str(tmp_path)])
     (tmp_path / "budgets.json").unlink()
-    assert generate.main(["--check", "--dir", str(tmp_path)]) == 1
+    assert build.main(["--check", "--dir", str(tmp_path)]) == 1
     assert "budgets.json" in capsys.readouterr().err
 
 
 def test_the_module_runs_with_python_dash_m() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "monitoring.dashboards.generate", "--check"],
+        [sys.executable, "-m", "monitoring.dashboards.build", "--check"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -177,7 +177,7 @@ def test_the_module_runs_with_python_dash_m() -> None:
 def test_the_committed_files_are_the_dashboards() -> None:
     assert set(BOARDS) == set(FILES)
     for name, uid in FILES.items():
-        committed = json.loads((generate.HERE / name).read_text())
+        committed = json.loads((build.HERE / name).read_text())
         assert committed == BOARDS[name]
         assert committed["uid"] == uid
 
@@ -189,8 +189,8 @@ def test_the_committed_files_are_the_dashboards() -> None:
 def test_a_dashboard_says_it_is_generated_and_has_the_fixed_settings(name: str) -> None:
     board = BOARDS[name]
     assert next(iter(board)) == "__generated__"
-    assert "monitoring/dashboards/generate.py" in board["__generated__"]
-    assert "monitoring/dashboards/generate.py" in board["description"]
+    assert "monitoring/dashboards/build.py" in board["__generated__"]
+    assert "monitoring/dashboards/build.py" in board["description"]
     assert board["uid"] == FILES[name]
     assert board["schemaVersion"] == 39
     assert board["tags"] == ["token-gateway"]
@@ -212,7 +212,7 @@ def test_a_dashboard_has_the_template_variables(name: str) -> None:
         assert variable["type"] == "query"
         assert variable["definition"] == query
         assert variable["query"]["query"] == query
-        assert variable["datasource"] == generate.DATASOURCE
+        assert variable["datasource"] == panels.DATASOURCE
         assert variable["multi"] is True and variable["includeAll"] is True
         assert variable["allValue"] == ".*"
 
@@ -243,7 +243,7 @@ def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
     boxes = [panel["gridPos"] for panel in BOARDS[name]["panels"]]
     for box in boxes:
         assert box["x"] >= 0 and box["y"] >= 0 and box["w"] > 0 and box["h"] > 0
-        assert box["x"] + box["w"] <= generate.GRID_WIDTH
+        assert box["x"] + box["w"] <= panels.GRID_WIDTH
     for a, b in itertools.combinations(boxes, 2):
         apart = (
             a["x"] + a["w"] <= b["x"]
@@ -255,14 +255,14 @@ def test_panels_fit_the_grid_without_overlapping(name: str) -> None:
 
 
 def test_layout_wraps_at_the_grid_width_and_gives_rows_a_line_of_their_own() -> None:
-    panels = [
-        generate.stat("a", "short", "up", w=12, h=4),
-        generate.stat("b", "short", "up", w=8, h=6),
-        generate.stat("c", "short", "up", w=8, h=4),
-        generate.row("r"),
-        generate.stat("d", "short", "up", w=4, h=4),
+    stacked = [
+        panels.stat("a", "short", "up", w=12, h=4),
+        panels.stat("b", "short", "up", w=8, h=6),
+        panels.stat("c", "short", "up", w=8, h=4),
+        panels.row("r"),
+        panels.stat("d", "short", "up", w=4, h=4),
     ]
-    placed = [(p["id"], p["gridPos"]) for p in generate.layout(panels)]
+    placed = [(p["id"], p["gridPos"]) for p in panels.layout(stacked)]
     assert placed == [
         (1, {"h": 4, "w": 12, "x": 0, "y": 0}),
         (2, {"h": 6, "w": 8, "x": 12, "y": 0}),
@@ -285,14 +285,14 @@ def test_budget_used_turns_orange_at_80_percent_and_red_when_spent() -> None:
 
 def test_every_note_describes_a_panel() -> None:
     titles = {panel["title"] for board in BOARDS.values() for panel in _panels(board)}
-    assert set(generate.NOTES) <= titles
+    assert set(boards.NOTES) <= titles
 
 
 # -- queries -----------------------------------------------------------------------------------
 
 
 def test_panel_queries_lists_every_target_of_every_panel() -> None:
-    queries = generate.panel_queries()
+    queries = build.panel_queries()
     targets = [
         (board["uid"], panel["title"], target["expr"])
         for board in BOARDS.values()
