@@ -1,4 +1,4 @@
-"""The Prometheus rules (monitoring/rules/token-gateway.rules.yml) and their promtool tests.
+"""The Prometheus rules (monitoring/rules/gateway.rules.yaml) and their promtool tests.
 
 promtool checks the rule file and runs the unit tests in monitoring/rules/tests/. In Python:
 every alert carries what on-call needs (a severity, a summary, a description and a runbook
@@ -23,8 +23,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from gateway import metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-RULES = REPO_ROOT / "monitoring" / "rules" / "token-gateway.rules.yml"
-RULE_TESTS = sorted((REPO_ROOT / "monitoring" / "rules" / "tests").glob("*.yml"))
+RULES = REPO_ROOT / "monitoring" / "rules" / "gateway.rules.yaml"
+RULE_TESTS = sorted((REPO_ROOT / "monitoring" / "rules" / "tests").glob("*.yaml"))
 RUNBOOKS = REPO_ROOT / "docs" / "runbooks.md"
 SEVERITIES = {"page", "ticket"}
 # Read from the owned workers (job qwen-workers) and from Prometheus itself.
