@@ -42,6 +42,9 @@ from policies.model import Decision
 
 log = logging.getLogger("gateway")
 CACHE_HEADER = b"x-gateway-cache"
+COST_HEADER = b"x-gateway-cost-usd"
+"""What the answer was billed (non-streaming answers: a stream's headers leave before its
+usage is known; its cost is in the ledger and in ``gateway_spend_usd_total``)."""
 _SSE_HEADERS = [
     (b"content-type", EVENT_STREAM),
     (b"cache-control", b"no-cache"),
@@ -201,6 +204,7 @@ class _Exchange:
     async def serve_hit(self, entry: Entry) -> None:
         """Answer from the cache: the stored JSON, or the same answer replayed as SSE."""
         self.deployment = "cache"
+        self.headers.append((COST_HEADER, _usd(0)))
         if self.replayed is None:
             await self._respond(200, entry.body, "application/json")
             return
@@ -235,6 +239,12 @@ class _Exchange:
         self.answer = reply.body
         watch.stop()
         self.headers.append((b"x-gateway-deployment", dep.name.encode()))
+        if reply.usage is not None:
+            usage = reply.usage
+            cost = self.accounting.costing.billed_micros(
+                dep, usage.prompt_tokens, usage.completion_tokens
+            )
+            self.headers.append((COST_HEADER, _usd(cost)))
         await self._respond(reply.status, reply.body, reply.content_type)
 
     async def fail(self, err: GatewayError) -> None:
@@ -338,6 +348,10 @@ def _output_bound(endpoint: Endpoint, parsed: dict[str, object]) -> int | None:
         return None
     n = parsed.get("n")
     return asked * (n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1)
+
+
+def _usd(micros: int) -> bytes:
+    return f"{micros / 1_000_000:.6f}".encode()
 
 
 def route_reason(decision: Decision) -> bytes:

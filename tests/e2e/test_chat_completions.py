@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import ROUND_HALF_UP, Decimal
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 
+from gateway.config import load_config
+from loadtests.fleet import DEMO_CONFIG
 from tests.support.clients import async_client
 
 pytestmark = pytest.mark.e2e
@@ -184,3 +187,22 @@ def test_a_client_request_id_is_echoed_but_never_reused_as_the_gateways(
     ]
     assert [a["x-client-request-id"] for a in answers] == ["mine-1", "mine-1"]
     assert len({a["x-request-id"] for a in answers} | {"mine-1"}) == 3
+
+
+def test_a_non_streamed_answer_says_what_it_was_billed(client: openai.OpenAI) -> None:
+    config = load_config(DEMO_CONFIG, env={})
+    for alias in (QWEN, "gpt-4o-mini"):
+        raw = client.chat.completions.with_raw_response.create(
+            model=alias, messages=MESSAGES, max_tokens=16
+        )
+        usage = raw.parse().usage
+        assert usage is not None
+        deployment = config.deployments[raw.headers["x-gateway-deployment"]]
+        billed = (
+            0
+            if deployment.local or deployment.price is None
+            else deployment.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        )
+        expected = Decimal(billed).quantize(Decimal("0.000001"), ROUND_HALF_UP)
+        assert Decimal(raw.headers["x-gateway-cost-usd"]) == expected
+        assert (Decimal(raw.headers["x-gateway-cost-usd"]) > 0) == (not deployment.local)
