@@ -63,7 +63,8 @@ def _why_empty(expr: str) -> str | None:
 
 def test_every_dashboard_query_returns_data(scraped: Monitored) -> None:
     queries = panel_queries()
-    empty, excused = [], []
+    empty: list[str] = []
+    excused: list[str] = []
     for uid, title, expr in queries:
         if scraped.prometheus.query(substitute(expr)):
             continue
@@ -86,7 +87,9 @@ def _rules() -> list[dict[str, Any]]:
 
 def test_every_rule_expression_returns_data(scraped: Monitored) -> None:
     rules = _rules()
-    empty, excused, checked = [], [], 0
+    empty: list[str] = []
+    excused: list[str] = []
+    checked = 0
     for rule in rules:
         name = rule.get("record") or rule["alert"]
         exprs = [rule["record"]] if "record" in rule else signals(rule["expr"])

@@ -21,6 +21,7 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
 from gateway import metrics
+from tests.support.promql import NotTheConvention, comparisons
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES = REPO_ROOT / "monitoring" / "rules" / "gateway.rules.yaml"
@@ -37,9 +38,6 @@ OTHER_METRICS = {
     "vllm:time_to_first_token_seconds_count",
 }
 
-_SET_OPERATOR = re.compile(r"\s(?:and|or|unless)\s+(?:(?:on|ignoring)\s*\([^)]*\)\s*)?")
-_COMPARISON = re.compile(r"\s(?:==|!=|>=|<=|>|<)\s+(?:bool\s+)?")
-_QUOTES = "\"'`"
 _KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "bool", "offset"}
 
 
@@ -70,55 +68,6 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         cwd=REPO_ROOT,
     )
-
-
-def _top_level_split(expr: str, separator: re.Pattern[str]) -> list[str]:
-    """``expr`` cut where ``separator`` matches outside brackets and quoted strings."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(expr):
-        char = expr[i]
-        if char in _QUOTES:
-            i = expr.index(char, i + 1) + 1
-            continue
-        if char in "({[":
-            depth += 1
-        elif char in ")}]":
-            depth -= 1
-        elif depth == 0 and (match := separator.match(expr, i)) is not None:
-            parts.append(expr[start:i].strip())
-            start = i = match.end()
-            continue
-        i += 1
-    parts.append(expr[start:].strip())
-    return parts
-
-
-def _encloses(part: str) -> bool:
-    """Whether ``part`` is one parenthesised expression, ``( ... )``."""
-    if not part.startswith("("):
-        return False
-    depth, i = 0, 0
-    while i < len(part):
-        char = part[i]
-        if char in _QUOTES:
-            i = part.index(char, i + 1) + 1
-            continue
-        depth += 1 if char == "(" else -1 if char == ")" else 0
-        if depth == 0:
-            return i == len(part) - 1
-        i += 1
-    return False
-
-
-def _comparisons(expr: str) -> list[tuple[str, str]]:
-    """Each ``(SIGNAL OP THRESHOLD)`` of an alert expression as (signal, threshold)."""
-    found = []
-    for part in _top_level_split(" ".join(expr.split()), _SET_OPERATOR):
-        assert _encloses(part), f"not one parenthesised comparison: {part!r}"
-        sides = _top_level_split(part[1:-1].strip(), _COMPARISON)
-        assert len(sides) == 2, f"not a single comparison: {part!r}"
-        found.append((sides[0], sides[1]))
-    return found
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -230,18 +179,18 @@ def test_an_alert_is_comparisons_whose_signals_return_data_while_metrics_exist(
 ) -> None:
     expr = ALERTS[name]["expr"]
     assert not re.search(r"\b(?:offset|absent|absent_over_time)\b", expr), expr
-    for signal, threshold in _comparisons(expr):
+    for signal, threshold in comparisons(expr):
         assert signal and threshold, expr
 
 
 def test_the_convention_check_rejects_what_the_live_test_cannot_evaluate() -> None:
-    assert _comparisons('(a{le=~"1(\\\\.0)?"} > 0.1) and on(model) (b < 2 * c)') == [
+    assert comparisons('(a{le=~"1(\\\\.0)?"} > 0.1) and on(model) (b < 2 * c)') == [
         ('a{le=~"1(\\\\.0)?"}', "0.1"),
         ("b", "2 * c"),
     ]
     for bad in ("a > 1", "(a > 1) and b > 2", "(a)", "(a > 1 > 2)", "(a > 1) + (b > 2)"):
-        with pytest.raises(AssertionError):
-            _comparisons(bad)
+        with pytest.raises(NotTheConvention):
+            comparisons(bad)
 
 
 def test_every_metric_a_rule_reads_exists() -> None:
