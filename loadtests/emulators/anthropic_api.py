@@ -29,6 +29,7 @@ from loadtests.emulators.asgi import (
     start_stream,
 )
 from loadtests.emulators.openai_request import BadRequest, GenerationRequest, parse_object
+from loadtests.emulators.pacing import Pacer
 from loadtests.emulators.paid import PaidBackend, PaidConfig, Plan, ProviderFault, profile_for
 from loadtests.emulators.request_log import Progress
 
@@ -265,9 +266,10 @@ class AnthropicEmulator:
         progress.status = 200
         events = list(stream_events(mid, model, params.prompt_tokens, plan))
         first_delta = 3
+        pacer = Pacer()
         for index, event in enumerate(events):
             if first_delta < index < first_delta + len(plan.tokens):
-                await asyncio.sleep(plan.token_interval_s)
+                await pacer.wait(plan.token_interval_s)
             await send_bytes(request.send, event, last=index == len(events) - 1)
             if first_delta <= index < first_delta + len(plan.tokens):
                 progress.completion_tokens += 1

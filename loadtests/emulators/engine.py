@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from loadtests.emulators.pacing import Pacer
 from policies import worker_latency as latency
 from policies.worker_latency import GpuProfile
 
@@ -23,6 +24,8 @@ class Sequence:
 
     prompt_tokens: int
     generated: int = 0
+    pacer: Pacer = field(default_factory=Pacer)
+    """Its decode steps' schedule (steps under 1 ms add up, see ``pacing``)."""
 
     @property
     def context(self) -> int:
@@ -82,7 +85,7 @@ class Engine:
     async def decode(self, seq: Sequence, steps: int) -> float:
         """Run ``steps`` decode steps for ``seq``; return the model seconds per step."""
         step = latency.decode_step_s(self.profile, len(self.running), self.mean_context())
-        await asyncio.sleep(step * steps * self.time_scale)
+        await seq.pacer.wait(step * steps * self.time_scale)
         self._add_tokens(seq, steps)
         return step
 

@@ -36,6 +36,7 @@ from loadtests.emulators.openai_request import (
     parse_completion,
     parse_embedding,
 )
+from loadtests.emulators.pacing import Pacer
 from loadtests.emulators.paid import PaidBackend, PaidConfig, Plan, ProviderFault, profile_for
 from loadtests.emulators.request_log import Progress
 
@@ -225,9 +226,10 @@ class OpenAIEmulator:
         progress.status = 200
         events = writer.events(plan.tokens, plan.finish)
         first_token = 1 if writer.chat else 0
+        pacer = Pacer()
         for index, event in enumerate(events):
             if first_token < index < first_token + len(plan.tokens):
-                await asyncio.sleep(plan.token_interval_s)
+                await pacer.wait(plan.token_interval_s)
             await send_bytes(request.send, event, last=index == len(events) - 1)
             if first_token <= index < first_token + len(plan.tokens):
                 progress.completion_tokens += 1

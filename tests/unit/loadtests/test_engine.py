@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import uvloop
+
 from loadtests.emulators.engine import Engine
 from policies.worker_latency import H100
 
@@ -61,3 +63,19 @@ def test_prefill_and_decode_count_tokens_into_the_kv_cache() -> None:
         assert engine.context_tokens == 0
 
     asyncio.run(scenario())
+
+
+def test_short_decode_steps_add_up_to_the_right_time_under_uvloop() -> None:
+    """~0.4 ms steps (H100 at time scale 0.05): each sleep alone would round to nothing."""
+
+    async def scenario() -> tuple[float, float]:
+        engine = Engine(H100, max_num_seqs=4, time_scale=0.05)
+        loop = asyncio.get_running_loop()
+        async with engine.sequence(100) as seq:
+            started = loop.time()
+            step_s = sum([await engine.decode(seq, 1) for _ in range(256)])
+            return loop.time() - started, step_s * engine.time_scale
+
+    took, expected = uvloop.run(scenario())
+    assert expected > 0.05  # the schedule is long enough to measure
+    assert 0.9 * expected <= took <= 1.5 * expected + 0.01
