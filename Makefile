@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check bench system-deps clean
+.PHONY: demo test check bench loadtest system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ check: $(STAMP) system-deps
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; } || true
 	$(PY) -m loadtests.bench overhead --rounds 3
+
+# Locust against the demo fleet (gateway + emulators it starts and stops), with the SLO verdict.
+loadtest: $(STAMP)
+	$(PY) -m loadtests.run --scenario loadtests/scenarios/default.yaml
 
 clean:
 	rm -rf $(VENV) results .mypy_cache .ruff_cache .pytest_cache
