@@ -12,8 +12,8 @@ stats, CSVs and HTML report carry their percentiles. Entries, as Locust's Type a
   (the expected outcome) under its own name.
 - LLM ``TTFT [A]``: response time = ms from sending to the first content chunk (streams).
 - LLM ``tokens/s [A]``: response time = output tokens per second after the first one,
-  (n - 1) / (total - TTFT), the decode speed the client sees (streams of 2+ tokens); length =
-  output tokens.
+  (n - 1) / (total - TTFT), the decode speed the client sees (streams of 2+ tokens, not cache
+  hits: those are replayed in one write); length = output tokens.
 - LLM ``output tokens [A]``: response time and length = output tokens (every chat answer).
 - LLM ``cost usd [A]``: response time and length = micro-dollars billed (non-streamed answers).
 - LLM ``cache hit [A]`` / ``cache miss [A]``: the ``x-gateway-cache`` header of an answer;
@@ -244,7 +244,8 @@ class LLMUser(FastHttpUser):
             self.record(f"TTFT [{alias}]", tally.first_content_s * 1000)
         tokens = tally.completion_tokens or 0
         speed = tally.tokens_per_s(total_s)
-        if speed is not None:
+        replayed = _header(headers, "x-gateway-cache") == "hit"  # one write, not a decode speed
+        if speed is not None and not replayed:
             self.record(f"tokens/s [{alias}]", speed, tokens)
         self.record(f"output tokens [{alias}]", tokens, tokens)
         self._record_cache(alias, headers, total_s * 1000)
