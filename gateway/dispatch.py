@@ -1,12 +1,14 @@
-"""The one place that knows a request's order: decide -> call with fallbacks -> account.
+"""Routing and calling: decide -> call the plan's deployments with fallbacks.
 
 Routes hand it parsed requests. ``decide`` builds the policy's inputs (the request's
 features, a ``Candidate`` snapshot per deployment from ``FleetStats``) and asks the alias's
 policy (or the one a header names) for a plan; ``complete`` and ``open_stream`` call the
 plan's deployments in turn until one answers (a connect error, timeout, 5xx or 429 before
 any byte reached the client moves to the next), reporting every call to ``FleetStats``
-(in-flight, EWMAs, circuit breaker). The cache slots in before the plan; tokens and spend
-are counted by ``gateway.accounting`` once the route knows how the request ended.
+(in-flight, EWMAs, circuit breaker). The request's whole order lives in
+``routes/inference.py``: the cache lookup comes before ``decide`` (a hit never reaches it),
+admission after it, and accounting and the cache write once the route knows how the request
+ended.
 Imports: ``gateway`` modules and ``policies``.
 """
 
