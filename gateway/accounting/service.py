@@ -83,6 +83,8 @@ class Outcome:
     """Monotonic times of the upstream call (shadow cost: the worker's busy time)."""
     source: Source | None = None
     """``cache`` for a cache hit; else derived from the deployment."""
+    billed_micros: int | None = None
+    """Already priced by the route (it sent the cost in a header); None: priced here."""
 
 
 class Accounting:
@@ -320,7 +322,9 @@ class Accounting:
         tokens_in, tokens_out = usage.prompt_tokens, usage.completion_tokens
         source: Source = outcome.source or ("local" if dep is not None and dep.local else "paid")
         cost = shadow = 0
-        if dep is not None and source != "cache":
+        if outcome.billed_micros is not None:
+            cost = outcome.billed_micros
+        elif dep is not None and source != "cache":
             cost = self.costing.billed_micros(dep, tokens_in, tokens_out)
             if dep.local:
                 shadow = self.costing.shadow_micros(

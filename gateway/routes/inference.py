@@ -89,6 +89,7 @@ class _Exchange:
         "accounting",
         "alias",
         "answer",
+        "billed",
         "cache",
         "call",
         "deployment",
@@ -125,6 +126,7 @@ class _Exchange:
         self.answer: bytes | None = None  # the upstream's complete non-streaming answer
         self.streamed = False  # a stream that ended as the upstream meant it to
         self.ticket: Ticket | None = None
+        self.billed: int | None = None  # priced once for the cost header, reused by accounting
         self.call: Call | None = None
         self.served_by: Deployment | None = None
         self.usage: Usage | None = None
@@ -241,10 +243,10 @@ class _Exchange:
         self.headers.append((b"x-gateway-deployment", dep.name.encode()))
         if reply.usage is not None:
             usage = reply.usage
-            cost = self.accounting.costing.billed_micros(
+            self.billed = self.accounting.costing.billed_micros(
                 dep, usage.prompt_tokens, usage.completion_tokens
             )
-            self.headers.append((COST_HEADER, _usd(cost)))
+            self.headers.append((COST_HEADER, _usd(self.billed)))
         await self._respond(reply.status, reply.body, reply.content_type)
 
     async def fail(self, err: GatewayError) -> None:
@@ -318,6 +320,7 @@ class _Exchange:
             started_at=self.started,
             ended_at=ended,
             source=source,
+            billed_micros=self.billed,
         )
         if usage is None and self.relayed and self.call is not None:
             self.accounting.finish_estimated(ticket, outcome, self.call.parsed, self.relayed)
