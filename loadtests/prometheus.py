@@ -104,19 +104,6 @@ class PrometheusServer:
         result: list[dict[str, Any]] = data["result"]
         return result
 
-    def query_range(
-        self, expr: str, start: float, end: float, step_s: float
-    ) -> list[dict[str, Any]]:
-        """A range query's series (each with ``values``: [[ts, "value"], ...])."""
-        params = {
-            "query": expr,
-            "start": f"{start:.3f}",
-            "end": f"{end:.3f}",
-            "step": f"{step_s:g}",
-        }
-        result: list[dict[str, Any]] = self._get("/api/v1/query_range", params)["result"]
-        return result
-
     def wait_for(self, expr: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         """Poll ``expr`` until it returns samples; the last (maybe empty) result."""
         deadline = time.monotonic() + timeout_s
