@@ -3,7 +3,8 @@
 Unknown keys are rejected with the dotted path of the bad field, ``${NAME}`` and
 ``${NAME:-default}`` in strings are expanded from the environment (so a Helm chart or the
 demo can fill in ports), and a paid deployment without a known price fails here instead of
-being billed at a made-up default. Imports: stdlib, ``yaml`` and ``gateway.accounting.pricing``.
+being billed at a made-up default. Imports: stdlib, ``yaml``, ``policies`` and the settings
+parsers of ``gateway.accounting``, ``gateway.cache`` and ``gateway.discovery``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from gateway.cache.settings import (
     CacheSettings,
     parse_alias_cache,
     parse_cache,
+)
+from gateway.discovery.settings import (
+    DISCOVERY_KEYS,
+    Discovery,
+    Nameserver,
+    parse_discovery,
+    parse_nameserver,
 )
 from policies.compose import build_policy
 from policies.worker_latency import PROFILES
@@ -67,6 +75,8 @@ class Deployment:
     timeouts: Timeouts
     gpu: str | None = None
     """Local only: the GPU kind whose calibrated latency model predicts TTFT (h100, a100)."""
+    discovery: Discovery | None = None
+    """Set on a group: its members are found through DNS (then ``base_url`` is None)."""
 
     @property
     def provider(self) -> str:
@@ -104,6 +114,8 @@ class ServerSettings:
     cooldown_s: float = 5.0
     scrape_interval_s: float = 1.0
     stale_after_s: float = 5.0
+    dns_resolver: Nameserver | None = None
+    """Where discovery sends DNS queries; None: the system resolver (/etc/resolv.conf)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +204,17 @@ def _server(raw: object) -> ServerSettings:
         stale_after_s=_number(
             spec.get("stale_after_s", default.stale_after_s), "server.stale_after_s"
         ),
+        dns_resolver=_nameserver(spec.get("dns_resolver"), "server.dns_resolver"),
     )
+
+
+def _nameserver(value: object, at: str) -> Nameserver | None:
+    if value is None:
+        return None
+    try:
+        return parse_nameserver(value, at)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 _DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"}
@@ -207,8 +229,13 @@ def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
         raise ConfigError(f"{at}.kind: must be 'openai' or 'litellm', got {kind!r}")
     model = _str(spec.get("model"), f"{at}.model")
     base_url = _optional_str(spec.get("base_url"), f"{at}.base_url")
-    if kind == "openai" and base_url is None:
-        raise ConfigError(f"{at}.base_url: required for kind 'openai'")
+    discovery = _discovery(spec.get("discovery"), f"{at}.discovery")
+    if discovery is not None and kind != "openai":
+        raise ConfigError(f"{at}.discovery: only deployments of kind 'openai' are discovered")
+    if discovery is not None and base_url is not None:
+        raise ConfigError(f"{at}.discovery: give base_url or discovery, not both")
+    if kind == "openai" and base_url is None and discovery is None:
+        raise ConfigError(f"{at}.base_url: required for kind 'openai' (or discovery)")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{at}.base_url: must start with http:// or https://")
     local = spec.get("local", False)
@@ -233,7 +260,19 @@ def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
         max_concurrency=_optional_int(spec.get("max_concurrency"), f"{at}.max_concurrency"),
         timeouts=_timeouts(spec.get("timeouts", {}), f"{at}.timeouts"),
         gpu=_gpu(spec.get("gpu"), local, f"{at}.gpu"),
+        discovery=discovery,
     )
+
+
+def _discovery(raw: object, at: str) -> Discovery | None:
+    if raw is None:
+        return None
+    spec = _mapping(raw, at)
+    _only(spec, at, DISCOVERY_KEYS)
+    try:
+        return parse_discovery(spec, at, number=_number)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _gpu(value: object, local: bool, at: str) -> str | None:
