@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -30,8 +31,14 @@ class RedisServer:
     """One ``redis-server`` process; ``start()`` again after ``kill()`` reuses the port."""
 
     def __init__(
-        self, workdir: Path, *, max_lifetime_s: float = 300.0, durable: bool = False
+        self,
+        workdir: Path,
+        *,
+        max_lifetime_s: float = 300.0,
+        durable: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> None:
+        """``extra_args`` go last on the command line (e.g. ``--replicaof HOST PORT``)."""
         binary = shutil.which(REDIS_BINARY)
         if binary is None:
             raise ProcessStartError(f"{REDIS_BINARY} is not on PATH")
@@ -40,6 +47,7 @@ class RedisServer:
         self.port = free_port()
         self.max_lifetime_s = max_lifetime_s
         self.durable = durable
+        self.extra_args = tuple(extra_args)
         self.process: ManagedProcess | None = None
         self._watchdog: threading.Timer | None = None
 
@@ -71,6 +79,7 @@ class RedisServer:
             *([] if self.durable else ["--appendonly", "no"]),
             "--dir",
             str(self.workdir),
+            *self.extra_args,
         ]
         self.process = start_process(args, self.workdir / "redis-server.log")
         self._watchdog = start_watchdog(self.process, self.max_lifetime_s)

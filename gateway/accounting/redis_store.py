@@ -39,10 +39,8 @@ from importlib import resources
 from typing import Any, TypeVar, cast
 
 import hiredis
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.accounting.codec import (
@@ -83,6 +81,7 @@ from gateway.accounting.verdicts import (
     subjects,
     verdict,
 )
+from gateway.redis_pool import connection_pool
 
 T = TypeVar("T")
 _Call = tuple[list[str], list[str]]
@@ -195,13 +194,11 @@ class RedisStore:
         # an admission twice. No socket timeout: every call runs under ``_io``'s deadline
         # (redis-py drops a connection whose read or write it interrupts), and redis-py would
         # wrap each write in a task for it, a large part of a call's CPU.
-        pool = BlockingConnectionPool.from_url(
+        pool = connection_pool(
             url,
             max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=None,  # not left out: redis-py's default is 5 s
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
+            timeout_s=timeout_s,
+            connect_timeout_s=timeout_s,
             decode_responses=True,
         )
         pool.connection_class = _packing_with_hiredis(pool.connection_class)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.accounting.pricing import Price, PriceBook
+from gateway.redis_pool import check_url
 
 StoreDown = Literal["open", "closed"]
 
@@ -62,8 +63,8 @@ def parse_accounting(
     if down not in ("open", "closed"):
         raise ValueError(f"{at}.when_store_down: must be 'open' or 'closed', got {down!r}")
     url = spec.get("redis_url") or None
-    if url is not None and not str(url).startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"{at}.redis_url: must start with redis://, rediss:// or unix://")
+    if url is not None:
+        url = check_url(str(url), f"{at}.redis_url")
     reference = text(spec.get("reference_model", d.reference_model), f"{at}.reference_model")
     price = prices.lookup(reference)
     if price is None:

@@ -14,12 +14,11 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.cache.backend import BackendUnavailable, Footprint
+from gateway.redis_pool import connection_pool
 
 T = TypeVar("T")
 STATS_KEY = "gw:cache:stats"
@@ -47,13 +46,11 @@ class RedisBackend:
     def __init__(self, url: str, *, timeout_s: float, max_connections: int = 64) -> None:
         self.timeout_s = timeout_s
         # No client retries and no socket timeout: each call has its own deadline (_io).
-        pool = BlockingConnectionPool.from_url(
+        pool = connection_pool(
             url,
             max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=None,
-            socket_connect_timeout=max(timeout_s, 0.05),
-            retry=Retry(NoBackoff(), 0),
+            timeout_s=timeout_s,
+            connect_timeout_s=max(timeout_s, 0.05),
         )
         self._redis: Redis = Redis.from_pool(pool)
         self._claim = self._redis.register_script(_CLAIM)

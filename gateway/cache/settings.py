@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from gateway.redis_pool import check_url
+
 Mode = Literal["off", "deterministic", "always"]
 Namespace = Literal["team", "shared"]
 MODES: tuple[Mode, ...] = ("off", "deterministic", "always")
@@ -65,8 +67,8 @@ def parse_cache(
     d = CacheSettings()
     at = "cache"
     url = spec.get("redis_url") or redis_fallback
-    if url is not None and not str(url).startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"{at}.redis_url: must start with redis://, rediss:// or unix://")
+    if url is not None:
+        url = check_url(str(url), f"{at}.redis_url")
 
     def positive(name: str, default: float) -> float:
         value: float = number(spec.get(name, default), f"{at}.{name}")
