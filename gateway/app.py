@@ -1,11 +1,12 @@
 """create_app(config) -> the ASGI application: routes, error handlers, lifespan.
 
 The lifespan opens the one pooled aiohttp session (and litellm, if a deployment needs it),
-builds the dispatcher, accounting (its store and ledger writer) and the response cache (if
-configured), hands them to routes as
-typed state, freezes the start-up heap so
-full GC passes stop costing p99 (DESIGN.md: ~22 ms spikes cut to ~1 ms), and closes
-everything on shutdown.
+builds the roster, the dispatcher, accounting (its store and ledger writer) and the response
+cache (if configured), resolves every discovery group once (so a group has its members
+before the first request and the first /readyz), hands them to routes as typed state,
+freezes the start-up heap so full GC passes stop costing p99 (DESIGN.md: ~22 ms spikes cut
+to ~1 ms), runs the worker scraper and the discovery watchers, and closes everything on
+shutdown.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gateway.accounting.service import Accounting
 from gateway.asgi import Receive, Scope, Send
 from gateway.cache.service import ResponseCache
 from gateway.config import Config, Kind
+from gateway.discovery.group import watchers
 from gateway.dispatch import Dispatcher
 from gateway.errors import (
     GatewayError,
@@ -34,6 +36,7 @@ from gateway.errors import (
     handle_unexpected,
 )
 from gateway.metrics_registry import metrics_registry
+from gateway.roster import Roster
 from gateway.routes.admin import admin_routes
 from gateway.routes.explain import ExplainRoute
 from gateway.routes.health import Readiness, healthz, metrics_endpoint, readyz
@@ -70,35 +73,43 @@ def create_app(config: Config) -> HotPaths:
                 from gateway.upstreams.litellm_bridge import LiteLLMUpstream
 
                 upstreams["litellm"] = LiteLLMUpstream()
+            roster = Roster(config)
             scraper = WorkerScraper(
                 session,
-                config.deployments.values(),
+                roster.live.values(),
                 interval_s=config.server.scrape_interval_s,
                 stale_after_s=config.server.stale_after_s,
             )
             settings = StatsSettings(circuit=CircuitSettings(cooldown_s=config.server.cooldown_s))
-            fleet = FleetStats(config.deployments.values(), samples=scraper, settings=settings)
+            fleet = FleetStats(roster.live.values(), samples=scraper, settings=settings)
             accounting = Accounting.for_config(config)
             cache = ResponseCache.for_settings(config.cache) if config.cache.enabled else None
+            dispatcher = Dispatcher(config, upstreams, fleet, roster)
+            for listener in (fleet, scraper, accounting.costing, dispatcher):
+                roster.subscribe(listener)
+            groups = watchers(roster, config.server.dns_resolver, lambda d: fleet.inflight(d) > 0)
+            await asyncio.gather(*(group.refresh() for group in groups))
             gc.collect()
             gc.freeze()
             async with asyncio.TaskGroup() as background:
-                scraping = background.create_task(scraper.run())
+                runs = [scraper.run(), *(group.run() for group in groups)]
+                tasks = [background.create_task(run) for run in runs]
                 accounting.start()
                 if cache is not None:
                     cache.start()
                 try:
                     yield State(
                         config=config,
-                        dispatcher=Dispatcher(config, upstreams, fleet),
+                        dispatcher=dispatcher,
                         accounting=accounting,
                         cache=cache,
-                        readiness=Readiness(config),
+                        readiness=Readiness(roster),
                         models=ModelCatalog(config),
                         metrics_registry=metrics_registry() or REGISTRY,
                     )
                 finally:
-                    scraping.cancel()
+                    for task in tasks:
+                        task.cancel()
                     if cache is not None:
                         await cache.aclose()
                     await accounting.aclose()

@@ -129,7 +129,8 @@ class Config:
     cache: CacheSettings = field(default_factory=CacheSettings)
 
     def deployments_for(self, alias: str) -> tuple[Deployment, ...]:
-        """The alias's deployments in configured order."""
+        """The alias's deployments as configured, a discovery group as itself (what serves
+        is the live ``gateway.roster.Roster``, which expands groups to their members)."""
         return tuple(self.deployments[name] for name in self.aliases[alias].deployments)
 
 

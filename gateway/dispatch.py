@@ -1,14 +1,14 @@
 """Routing and calling: decide -> call the plan's deployments with fallbacks.
 
 Routes hand it parsed requests. ``decide`` builds the policy's inputs (the request's
-features, a ``Candidate`` snapshot per deployment from ``FleetStats``) and asks the alias's
-policy (or the one a header names) for a plan; ``complete`` and ``open_stream`` call the
-plan's deployments in turn until one answers (a connect error, timeout, 5xx or 429 before
-any byte reached the client moves to the next), reporting every call to ``FleetStats``
-(in-flight, EWMAs, circuit breaker). The request's whole order lives in
+features, a ``Candidate`` snapshot from ``FleetStats`` per deployment the roster has for the
+alias now) and asks the alias's policy (or the one a header names) for a plan; ``complete``
+and ``open_stream`` call the plan's deployments in turn until one answers (a connect error,
+timeout, 5xx or 429 before any byte reached the client moves to the next), reporting every
+call to ``FleetStats`` (in-flight, EWMAs, circuit breaker). The request's whole order lives in
 ``routes/inference.py``: the cache lookup comes before ``decide`` (a hit never reaches it),
 admission after it, and accounting and the cache write once the route knows how the request
-ended.
+ended. A deployment retired from the roster after the decision is skipped like a full one.
 Imports: ``gateway`` modules and ``policies``.
 """
 
@@ -30,6 +30,7 @@ from gateway.errors import (
     refusal_error,
 )
 from gateway.features import ParsedRequest
+from gateway.roster import Change, Roster
 from gateway.stats.ewma import Ewma
 from gateway.stats.fleet import FleetStats, Ticket
 from gateway.upstreams.base import (
@@ -64,16 +65,23 @@ class Routing:
     features: RequestFeatures
     candidates: list[Candidate]
     decision: Decision
+    deployments: tuple[Deployment, ...]
+    """The alias's deployments when it was decided (the plan names some of them)."""
 
 
 class Dispatcher:
-    """Serves requests for aliases from the configured deployments."""
+    """Serves requests for aliases from the roster's deployments."""
 
     def __init__(
-        self, config: Config, upstreams: Mapping[Kind, Upstream], fleet: FleetStats
+        self,
+        config: Config,
+        upstreams: Mapping[Kind, Upstream],
+        fleet: FleetStats,
+        roster: Roster,
     ) -> None:
         self.config = config
         self.fleet = fleet
+        self.roster = roster
         self.policy_names = frozenset(known_policies())
         self._upstreams = upstreams
         self._policies: dict[tuple[str, str], Policy] = {}
@@ -114,13 +122,14 @@ class Dispatcher:
             draw=random.random(),  # the weighted policy's split; policies read no RNG
         )
         policy = self._policy(alias, controls.policy)
+        deployments = self.roster.deployments_for(alias)
         candidates = self.fleet.candidates(
-            self.config.deployments_for(alias), features, _now(), predict=policy.predicts or explain
+            deployments, features, _now(), predict=policy.predicts or explain
         )
         decision = policy.decide(features, candidates)
         primary = decision.plan[0] if decision.plan else "none"
         metrics.child(metrics.ROUTE_DECISIONS, decision.policy, primary, decision.reason).inc()
-        return Routing(features, candidates, decision)
+        return Routing(features, candidates, decision, deployments)
 
     async def complete(self, routing: Routing, call: Call) -> tuple[Reply, Deployment]:
         """A non-streaming answer from the first deployment in the plan that gives one."""
@@ -200,11 +209,15 @@ class Dispatcher:
         decision = routing.decision
         if is_refusal(decision):
             raise refusal_error(decision)
-        return [self.config.deployments[name] for name in decision.plan]
+        by_name = {d.name: d for d in routing.deployments}
+        return [by_name[name] for name in decision.plan]
 
     def _begin(
         self, dep: Deployment, routing: Routing, call: Call, errors: list[UpstreamError]
     ) -> Ticket | None:
+        if dep.name not in self.roster.live:  # retired since the decision: no new calls
+            errors.append(UpstreamError(dep.name, "saturated", "retired from the roster"))
+            return None
         now = _now()
         why = self.fleet.refusal(dep, now)  # no await until started(): one half-open probe
         if why is not None:
@@ -251,14 +264,23 @@ class Dispatcher:
         if self._circuit_open.get(name) is not is_open:  # the gauges move only on a change
             self._circuit_open[name] = is_open
             metrics.child(metrics.CIRCUIT_OPEN, name).set(1.0 if is_open else 0.0)
-            for alias, spec in self.config.aliases.items():
-                if name in spec.deployments:
+            for alias in self.config.aliases:
+                if any(d.name == name for d in self.roster.deployments_for(alias)):
                     self._export_healthy(alias)
 
     def _export_healthy(self, alias: str) -> None:
-        names = self.config.aliases[alias].deployments
-        healthy = sum(1 for name in names if not self._circuit_open.get(name, False))
+        deployments = self.roster.deployments_for(alias)
+        healthy = sum(1 for d in deployments if not self._circuit_open.get(d.name, False))
         metrics.child(metrics.ALIAS_HEALTHY_DEPLOYMENTS, alias).set(healthy)
+
+    def roster_changed(self, change: Change) -> None:
+        """Members came or went: recount each alias's healthy deployments; forget the
+        circuit gauge and every metric series of those that left."""
+        for dep in change.left:
+            self._circuit_open.pop(dep.name, None)
+            metrics.forget(dep.name)
+        for alias in self.config.aliases:
+            self._export_healthy(alias)
 
     def _exhausted(self, routing: Routing, errors: list[UpstreamError]) -> GatewayError:
         alias = routing.features.alias

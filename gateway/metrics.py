@@ -11,6 +11,7 @@ is switched on by the CLI before any worker imports this module (see ``metrics_r
 
 from __future__ import annotations
 
+import os
 from typing import Any, TypeVar, cast
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -106,6 +107,22 @@ WORKER_SCRAPE_FAILURES = Counter(
     "gateway_worker_scrape_failures",
     "Failed scrapes of a local worker's /metrics (its load is then unknown until it answers).",
     ["deployment"],
+)
+DISCOVERY_MEMBERS = Gauge(
+    "gateway_discovery_members",
+    "Members of a discovery group (pods its DNS name resolved to at the last good answer).",
+    ["group"],
+    multiprocess_mode="mostrecent",
+)
+DISCOVERY_ERRORS = Counter(
+    "gateway_discovery_errors",
+    "Failed DNS resolutions of a discovery group (timeout, SERVFAIL, ...): members were kept.",
+    ["group"],
+)
+DISCOVERY_CHANGES = Counter(
+    "gateway_discovery_changes",
+    "Members that joined (added) or retired from (removed) a discovery group.",
+    ["group", "change"],
 )
 CLIENT_DISCONNECTS = Counter(
     "gateway_client_disconnects",
@@ -205,3 +222,34 @@ CACHE_CORRUPT = Counter(
     "gateway_cache_corrupt_entries",
     "Stored cache values that did not decode; each was deleted and the request went upstream.",
 )
+
+
+PER_DEPLOYMENT: tuple[Counter | Gauge | Histogram, ...] = (
+    REQUESTS,
+    TIME_TO_FIRST_TOKEN,
+    UPSTREAM_DURATION,
+    UPSTREAM_INFLIGHT,
+    UPSTREAM_ERRORS,
+    TOKENS,
+    ROUTE_DECISIONS,
+    CIRCUIT_OPEN,
+    DEPLOYMENT_TTFT,
+    WORKER_SCRAPE_FAILURES,
+    SPEND,
+    SHADOW_COST,
+)
+"""Every metric with a ``deployment`` label (``forget`` removes a deployment's series)."""
+
+
+def forget(deployment: str) -> None:
+    """Remove every series of ``deployment`` (a discovered member that left), so pods coming
+    and going do not grow the exposition forever. prometheus-client cannot remove series in
+    multiprocess mode (``serve --workers N``): there they stay until the process restarts."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    for metric in PER_DEPLOYMENT:
+        metric.remove_by_labels({"deployment": deployment})
+    ids = {id(metric) for metric in PER_DEPLOYMENT}
+    # Any label equal to the name: a member's name (with its @) is no other label's value.
+    for key in [key for key in _CHILDREN if key[0] in ids and deployment in key[1]]:
+        del _CHILDREN[key]

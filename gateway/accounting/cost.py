@@ -11,7 +11,8 @@
 - Reference: the same tokens on the configured reference paid model (what savings are
   measured against).
 - Worst case (reservations): the priciest paid deployment of the plan, a prompt bound and
-  the output bound. Imports: stdlib, ``gateway.config`` and ``model``/``pricing``.
+  the output bound. Imports: stdlib, ``gateway.config``, ``gateway.roster`` (meters follow
+  discovered members) and ``model``/``pricing``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from decimal import Decimal
 from gateway.accounting.model import to_micros
 from gateway.accounting.pricing import Price
 from gateway.config import Deployment
+from gateway.roster import Change
 
 _HALF_LIFE_S = 300.0
 _SECONDS_PER_HOUR = Decimal(3600)
@@ -63,6 +65,15 @@ class Costing:
     def __init__(self, reference: Price, deployments: Iterable[Deployment]) -> None:
         self.reference = reference
         self._meters = {d.name: ThroughputMeter() for d in deployments if d.local}
+
+    def roster_changed(self, change: Change) -> None:
+        """A joined local deployment gets a meter (one still known keeps its own); one that
+        left loses it."""
+        for dep in change.joined:
+            if dep.local:
+                self._meters.setdefault(dep.name, ThroughputMeter())
+        for dep in change.left:
+            self._meters.pop(dep.name, None)
 
     def billed_micros(self, dep: Deployment, input_tokens: int, output_tokens: int) -> int:
         """What the provider bills for these tokens (0 for a local worker)."""

@@ -1,6 +1,9 @@
 """GET /healthz (the process is alive), /readyz (config loaded and at least one deployment
 reachable) and /metrics (Prometheus exposition).
 
+The deployments probed are the roster's live ones: a discovery group counts as its current
+members, whose first resolution happened before the app started serving.
+
 Reachability is a TCP connect to each deployment's host, all at once with a short timeout,
 and remembered for a couple of seconds so frequent probes cost nothing. A litellm deployment
 without a base_url (a public provider) counts as reachable: probing the internet from a
@@ -16,7 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from gateway.config import Config, Deployment
+from gateway.config import Deployment
+from gateway.roster import Roster
 
 _PROBE_TIMEOUT_S = 1.0
 _PROBE_TTL_S = 2.0
@@ -30,8 +34,8 @@ async def healthz(request: Request) -> Response:
 class Readiness:
     """Caches the result of probing every deployment."""
 
-    def __init__(self, config: Config) -> None:
-        self._config = config
+    def __init__(self, roster: Roster) -> None:
+        self._roster = roster
         self._checked_at = float("-inf")
         self._reachable: dict[str, bool] = {}
         self._lock = asyncio.Lock()
@@ -41,7 +45,7 @@ class Readiness:
         async with self._lock:
             now = asyncio.get_running_loop().time()
             if now - self._checked_at > _PROBE_TTL_S:
-                deps = list(self._config.deployments.values())
+                deps = list(self._roster.live.values())
                 results = await asyncio.gather(*(_probe(d) for d in deps))
                 self._reachable = {d.name: ok for d, ok in zip(deps, results, strict=True)}
                 self._checked_at = now

@@ -5,8 +5,9 @@ keeps in-flight counts, EWMAs of TTFT, time per output token, error rate and thr
 circuit breaker, and for local workers the online ``Correction`` of the calibrated latency
 model (``policies.predict``). ``candidates`` turns that, plus the scraper's last fresh sample,
 into snapshots. Every method is synchronous and O(1) per deployment: it runs on the hot path.
-All ``now`` arguments are seconds on one monotonic clock (the scraper's). Imports:
-``gateway.config``, ``gateway.stats``, ``policies``.
+All ``now`` arguments are seconds on one monotonic clock (the scraper's). It follows the
+roster (``roster_changed``) as discovered members come and go. Imports: ``gateway.config``,
+``gateway.roster``, ``gateway.stats``, ``policies``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from gateway.config import Deployment
+from gateway.roster import Change
 from gateway.stats.circuit import CircuitSettings
 from gateway.stats.deployment import DeploymentStats, StatsSettings, Ticket
 from gateway.stats.worker_scraper import WorkerSample
@@ -61,13 +63,26 @@ class FleetStats:
         scraper (None: this replica's own counts only)."""
         self.settings = settings or StatsSettings()
         self._samples = samples
+        self._gpus = dict(gpus or {})
         self._stats: dict[str, DeploymentStats] = {}
         for dep in deployments:
-            gpu = (gpus or {}).get(dep.name) or dep.gpu or "h100"
-            if dep.local and gpu not in PROFILES:
-                raise ValueError(f"{dep.name}: unknown GPU {gpu!r} (known: {sorted(PROFILES)})")
-            profile = PROFILES[gpu] if dep.local else None
-            self._stats[dep.name] = DeploymentStats(dep, profile, self.settings)
+            self._add(dep)
+
+    def roster_changed(self, change: Change) -> None:
+        """Joined deployments start with fresh stats (one still known keeps its own); those
+        that left are forgotten. A retired one keeps its stats while its calls finish."""
+        for dep in change.joined:
+            if dep.name not in self._stats:
+                self._add(dep)
+        for dep in change.left:
+            del self._stats[dep.name]
+
+    def _add(self, dep: Deployment) -> None:
+        gpu = self._gpus.get(dep.name) or dep.gpu or "h100"
+        if dep.local and gpu not in PROFILES:
+            raise ValueError(f"{dep.name}: unknown GPU {gpu!r} (known: {sorted(PROFILES)})")
+        profile = PROFILES[gpu] if dep.local else None
+        self._stats[dep.name] = DeploymentStats(dep, profile, self.settings)
 
     def __getitem__(self, name: str) -> DeploymentStats:
         """The stats of one deployment (for metrics export and tests)."""

@@ -6,7 +6,9 @@ large; parsing all of it every second would stall the event loop), parses them w
 prometheus_client's parser and stores running, waiting and KV-cache use, summed over the
 label sets of the served model, with the time of the sample. A sample older than
 ``stale_after_s`` reads as unknown. Failures are counted and logged once per change of state,
-never raised. Imports: ``aiohttp``, ``prometheus_client``, ``gateway.config``.
+never raised. Discovered members are scraped from the round after they join until they
+retire (``roster_changed``). Imports: ``aiohttp``, ``prometheus_client``, ``gateway.config``,
+``gateway.metrics``, ``gateway.roster``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import metrics
 from gateway.config import Deployment
+from gateway.roster import Change
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,20 @@ class WorkerScraper:
         """Failed scrapes since start, all deployments (export as a counter)."""
         self.failures_by_deployment: dict[str, int] = dict.fromkeys(self._targets, 0)
 
+    def roster_changed(self, change: Change) -> None:
+        """Scrape joined local deployments from the next round on; stop scraping retired ones
+        (a pod leaving DNS is going away) and forget what was known of those that left."""
+        for dep in change.joined:
+            if dep.local and dep.base_url:
+                self._targets[dep.name] = (metrics_url(dep.base_url), dep.model)
+                self.failures_by_deployment.setdefault(dep.name, 0)
+        for dep in change.retired:
+            self._targets.pop(dep.name, None)
+            self._samples.pop(dep.name, None)
+            self._failing.pop(dep.name, None)
+        for dep in change.left:
+            self.failures_by_deployment.pop(dep.name, None)
+
     @property
     def deployments(self) -> tuple[str, ...]:
         """The names of the deployments scraped."""
@@ -143,12 +160,16 @@ class WorkerScraper:
                 text = await response.text()
             sample = parse_sample(text, model, self._clock())
         except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError, ScrapeError) as exc:
+            if name not in self._targets:
+                return  # retired while being scraped
             self.failures += 1
             self.failures_by_deployment[name] += 1
             metrics.child(metrics.WORKER_SCRAPE_FAILURES, name).inc()
             if not self._failing.get(name):
                 log.warning("cannot scrape worker %s at %s: %s", name, url, _describe(exc))
             self._failing[name] = True
+            return
+        if name not in self._targets:
             return
         if self._failing.get(name):
             log.info("scraping worker %s at %s again", name, url)
