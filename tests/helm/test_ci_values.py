@@ -80,11 +80,10 @@ def test_every_ci_values_file_has_an_expected_object_count() -> None:
     assert CI_NAMES == sorted(EXPECTED_KINDS)
 
 
-@pytest.mark.parametrize("path", CI_VALUES, ids=CI_NAMES)
-def test_chart_lints_clean_with_the_values_file(path: Path) -> None:
-    report = helm_python.lint(
-        CHART_DIR, load_values(path), strict=True, kube_version=f"v{KUBE_VERSIONS[-1]}"
-    )
+@pytest.mark.parametrize("path", [None, *CI_VALUES], ids=["chart-defaults", *CI_NAMES])
+def test_chart_lints_clean_with_the_values_file(path: Path | None) -> None:
+    values = None if path is None else load_values(path)
+    report = helm_python.lint(CHART_DIR, values, strict=True, kube_version=f"v{KUBE_VERSIONS[-1]}")
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert report["errors"] == [] and problems == []
 

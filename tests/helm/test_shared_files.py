@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import helm_python
 import yaml
 
-from tests.helm.rendering import CHART_DIR, FULLNAME, REPO_ROOT, Rendered
+from tests.helm.rendering import CHART_DIR, FULLNAME, REPO_ROOT, Rendered, render
 
 MONITORING = REPO_ROOT / "monitoring"
 
@@ -77,3 +79,18 @@ def test_schema_closes_every_mapping() -> None:
     assert open_maps == []
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     assert list(values) == list(schema["properties"])
+
+
+def test_packaged_chart_carries_the_files_behind_the_symlinks(tmp_path: Path) -> None:
+    archive = helm_python.package(CHART_DIR, destination=tmp_path)
+    with helm_python.Chart.load(archive) as packaged:
+        names = {f["name"] for f in packaged.files}
+        assert "files/gateway.rules.yaml" in names
+        assert {
+            f"files/dashboards/{p.name}" for p in (MONITORING / "dashboards").glob("*.json")
+        } <= (names)
+        assert not any(name.startswith("ci/") for name in names)
+        rendered = render(packaged, {"monitoring": {"prometheusRule": {"enabled": True}}})
+    (rule,) = rendered.of_kind("PrometheusRule")
+    source = yaml.safe_load((MONITORING / "rules" / "gateway.rules.yaml").read_text())
+    assert rule["spec"]["groups"] == source["groups"]
