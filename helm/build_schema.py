@@ -120,6 +120,7 @@ def redis_schema() -> Schema:
         image=image("The Redis image."),
         auth=obj(existingSecret=STRING, key={"type": "string", "minLength": 1}),
         persistence=obj(enabled=BOOLEAN, size=QUANTITY, storageClass=STRING),
+        networkPolicy=BOOLEAN,
         appendfsync={"enum": ["always", "everysec", "no"]},
         maxmemory=STRING,
         maxmemoryPolicy={

@@ -47,6 +47,7 @@ EXPECTED_KINDS = {
     "default-values": {
         "ConfigMap": 1,
         "Deployment": 1,
+        "NetworkPolicy": 1,
         "PodDisruptionBudget": 1,
         "Secret": 2,
         "Service": 2,
@@ -64,6 +65,7 @@ EXPECTED_KINDS = {
     "gpu-workers-values": {
         "ConfigMap": 4,
         "Deployment": 3,
+        "NetworkPolicy": 1,
         "PodDisruptionBudget": 2,
         "PrometheusRule": 1,
         "Secret": 2,

@@ -185,6 +185,21 @@ def test_a_group_with_zero_replicas_is_parked_not_defaulted(chart: Chart) -> Non
     assert rendered.one("Deployment", f"{FULLNAME}-qwen-7b")["spec"]["replicas"] == 0
 
 
+@pytest.mark.parametrize(
+    ("groups", "taken_in"),
+    [
+        ([GROUP_7B, GROUP_7B], "workers.groups"),
+        ([{**GROUP_7B, "name": "openai-gpt-4o-mini"}], "config.deployments"),
+    ],
+    ids=["two-groups", "a-paid-deployment"],
+)
+def test_a_group_name_must_be_unique_among_deployments(
+    chart: Chart, groups: list[dict[str, Any]], taken_in: str
+) -> None:
+    with pytest.raises(HelmRenderError, match=rf"is already taken \(in {taken_in}\)"):
+        render(chart, workers(*groups))
+
+
 def test_an_unknown_qwen_size_for_the_variant_fails_naming_the_group(chart: Chart) -> None:
     bad = {**GROUP_7B, "model": {"size": "0.5B", "variant": "Math"}}
     with pytest.raises(HelmRenderError, match=r'worker group "qwen-7b": Qwen2.5 Math comes in'):
@@ -251,6 +266,20 @@ def test_bundled_redis_is_one_persistent_aof_pod_behind_its_service(chart: Chart
     claim = statefulset["spec"]["volumeClaimTemplates"][0]
     assert claim["metadata"]["name"] == "data"
     assert {"name": "data", "mountPath": "/data"} in redis["volumeMounts"]
+
+
+def test_only_gateway_pods_may_reach_the_bundled_redis(chart: Chart) -> None:
+    rendered = render(chart)
+    policy = rendered.one("NetworkPolicy", f"{FULLNAME}-redis")["spec"]
+    redis_pod = rendered.one("StatefulSet", f"{FULLNAME}-redis")["spec"]["template"]
+    gateway_pod = rendered.one("Deployment")["spec"]["template"]
+    assert selects(policy["podSelector"]["matchLabels"], redis_pod["metadata"]["labels"])
+    (rule,) = policy["ingress"]
+    (peer,) = rule["from"]
+    assert selects(peer["podSelector"]["matchLabels"], gateway_pod["metadata"]["labels"])
+    assert rule["ports"] == [{"port": "redis", "protocol": "TCP"}]
+    off = render(chart, {"redis": {"bundled": {"networkPolicy": False}}})
+    assert off.of_kind("NetworkPolicy") == []
 
 
 def test_external_redis_without_an_address_fails_clearly(chart: Chart) -> None:

@@ -83,6 +83,18 @@ it cannot back more than one replica, an autoscaler, or several uvicorn workers.
 {{- fail "redis.mode external needs redis.external.urlSecret.name, redis.external.url or redis.external.sentinel.hosts" -}}
 {{- end -}}
 {{- end -}}
+{{- if .Values.workers.enabled -}}
+{{- $seen := dict -}}
+{{- range .Values.config.deployments -}}
+{{- $_ := set $seen .name "config.deployments" -}}
+{{- end -}}
+{{- range .Values.workers.groups -}}
+{{- if hasKey $seen .name -}}
+{{- fail (printf "workers.groups: the name %q is already taken (in %s); each group is a gateway deployment of its own name" .name (get $seen .name)) -}}
+{{- end -}}
+{{- $_ := set $seen .name "workers.groups" -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail "autoscaling.minReplicas is larger than autoscaling.maxReplicas" -}}
 {{- end -}}
