@@ -77,6 +77,8 @@ class Deployment:
     """Local only: the GPU kind whose calibrated latency model predicts TTFT (h100, a100)."""
     discovery: Discovery | None = None
     """Set on a group: its members are found through DNS (then ``base_url`` is None)."""
+    group: str | None = None
+    """Set on a discovered member: the name of its group (never in the config file)."""
 
     @property
     def provider(self) -> str:
@@ -218,7 +220,7 @@ def _nameserver(value: object, at: str) -> Nameserver | None:
         raise ConfigError(str(exc)) from exc
 
 
-_DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"}
+_DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"} - {"group"}
 
 
 def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:

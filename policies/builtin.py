@@ -20,8 +20,9 @@ last. Ties keep the alias's configured order.
   the SLO by (cost, load, TTFT), so free local workers first, then the rest by (cost, TTFT);
   otherwise the ``inner`` policy (``spillover``) with ``inner_params`` decides.
 - ``weighted``: a canary split: the primary drawn with ``features.draw`` in proportion to the
-  ``weights`` param (deployment -> weight; unnamed ones 0) or else ``Candidate.weight``; the
-  fallbacks are the rest by weight. The SLO is not considered.
+  ``weights`` param (deployment -> weight; unnamed ones 0; a group's weight shared by its
+  members) or else ``Candidate.weight``; the fallbacks are the rest by weight. The SLO is
+  not considered.
 
 Imports: stdlib and ``policies`` modules.
 """

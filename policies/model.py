@@ -96,6 +96,8 @@ class Candidate:
     error_rate: float = 0.0
     weight: float = 1.0
     """For the weighted policy (canary share)."""
+    group: str | None = None
+    """The discovery group this deployment is a member of (None: configured by itself)."""
 
     @property
     def available(self) -> bool:

@@ -3,14 +3,16 @@
 The primary is drawn with the caller's uniform ``features.draw`` (policies read no RNG): the
 admissible candidates' weights laid end to end over [0, total), the one whose interval holds
 ``draw * total``. Weights come from the ``weights`` param (deployment -> weight; deployments
-it does not name weigh 0) or else from ``Candidate.weight``. The fallbacks are the other
-admissible candidates by weight, heaviest first (weight 0 last). The SLO is not considered:
-a canary is about the split. All weights 0: the configured order. Imports: stdlib and
-``policies`` modules.
+it does not name weigh 0; a discovery group's weight is shared equally by its admissible
+members not named themselves) or else from ``Candidate.weight``. The fallbacks are the
+other admissible candidates by weight, heaviest first (weight 0 last). The SLO is not
+considered: a canary is about the split. All weights 0: the configured order. Imports:
+stdlib and ``policies`` modules.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from policies import reason
@@ -37,11 +39,22 @@ class Weighted:
         self.predicts = False
         self.weights = weights
 
-    def weight(self, candidate: Candidate) -> float:
-        """The candidate's weight: from the ``weights`` param (0 if unnamed), else its own."""
+    def weights_of(self, pool: Sequence[Candidate]) -> list[float]:
+        """Each candidate's weight: its own entry in the ``weights`` param, else its group's
+        shared by the group's members in ``pool``, else 0; without the param its own."""
         if self.weights is None:
-            return candidate.weight
-        return self.weights.get(candidate.name, 0.0)
+            return [c.weight for c in pool]
+        named = self.weights
+        shares = Counter(c.group for c in pool if c.name not in named and c.group in named)
+        found: list[float] = []
+        for c in pool:
+            if c.name in named:
+                found.append(named[c.name])
+            elif c.group is not None and c.group in named:
+                found.append(named[c.group] / shares[c.group])
+            else:
+                found.append(0.0)
+        return found
 
     def decide(self, features: RequestFeatures, candidates: Sequence[Candidate]) -> Decision:
         """The drawn one first, then the others by weight (heaviest first)."""
@@ -49,12 +62,14 @@ class Weighted:
         pool = [c for c in candidates if admissible(features, c)]
         if not pool:
             return refuse(self.name, features, candidates, scores)
-        weights = [self.weight(c) for c in pool]
+        weights = self.weights_of(pool)
         total = sum(weights)
         if total <= 0:
             detail = reason.configured(pool[0])
             return make_decision(self.name, (pool,), "configured_order", detail, scores)
-        chosen = pool[_drawn(weights, features.draw * total)]
-        rest = sorted((c for c in pool if c is not chosen), key=lambda c: -self.weight(c))
-        detail = reason.weighted(chosen, features.draw, self.weight(chosen), total)
+        index = _drawn(weights, features.draw * total)
+        chosen = pool[index]
+        others = sorted((i for i in range(len(pool)) if i != index), key=lambda i: -weights[i])
+        rest = [pool[i] for i in others]
+        detail = reason.weighted(chosen, features.draw, weights[index], total)
         return make_decision(self.name, ((chosen,), rest), "weighted_draw", detail, scores)

@@ -56,6 +56,7 @@ def member(group: Deployment, address: str) -> Deployment:
         name=f"{group.name}@{netloc}",
         base_url=f"http://{netloc}{discovery.path}",
         discovery=None,
+        group=group.name,
     )
 
 

@@ -231,6 +231,7 @@ class FleetStats:
             predicted_ttft_s=ttft,
             tpot_s=tpot,
             error_rate=s.errors.value,
+            group=dep.group,
         )
 
     def _load(self, s: DeploymentStats, now: float) -> tuple[WorkerLoad, WorkerSample | None]:

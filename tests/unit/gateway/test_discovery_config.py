@@ -141,6 +141,7 @@ DISC = "deployments[0].discovery"
         pytest.param({"discovery": {"dns": "w", "path": "/v1?x"}}, f"{DISC}.path", id="path-query"),
         pytest.param({"base_url": "http://w:8000/v1"}, DISC, id="base-url-and-discovery"),
         pytest.param({"kind": "litellm"}, DISC, id="litellm-discovered"),
+        pytest.param({"group": "qwen"}, "deployments[0].group", id="group-is-not-a-config-key"),
     ],
 )
 def test_bad_discovery_is_a_config_error_naming_the_field(

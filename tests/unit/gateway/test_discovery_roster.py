@@ -57,7 +57,7 @@ def test_member_names_and_urls_bracket_ipv6() -> None:
     four, six = member(group(), "10.1.2.3"), member(group(), "fd00::7")
     assert (four.name, four.base_url) == ("qwen-7b@10.1.2.3:8000", "http://10.1.2.3:8000/v1")
     assert (six.name, six.base_url) == ("qwen-7b@[fd00::7]:8000", "http://[fd00::7]:8000/v1")
-    assert (four.discovery, four.local, four.model) == (None, True, group().model)
+    assert (four.discovery, four.group, four.local) == (None, "qwen-7b", True)
 
 
 def test_changes_are_announced_once_and_an_unchanged_answer_is_silent() -> None:
