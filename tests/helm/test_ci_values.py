@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import helm_python
-import kubernetes_validate  # type: ignore[import-untyped]
+import kubernetes_validate
 import pytest
 import yaml
 
