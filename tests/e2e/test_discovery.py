@@ -129,7 +129,6 @@ class Traffic:
 
     url: str
     clients: int = 6
-    done: int = 0
     failures: list[str] = field(default_factory=list)
     served_by: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -159,7 +158,6 @@ class Traffic:
                         self.failures.append(repr(exc))
                     continue
                 with self._lock:
-                    self.done += 1
                     self.served_by[deployment] = self.served_by.get(deployment, 0) + 1
 
     def _one(self, client: openai.OpenAI, *, stream: bool) -> str:

@@ -40,8 +40,6 @@ class DnsServer:
         self._failure: Failure | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="dns-server", daemon=True)
-        self.queries = 0
-        """Queries received (answered or not)."""
 
     @property
     def address(self) -> str:
@@ -80,7 +78,6 @@ class DnsServer:
                 wire, peer = self._sock.recvfrom(4096)
             except TimeoutError:
                 continue
-            self.queries += 1
             reply = self._answer(wire)
             if reply is not None:
                 self._sock.sendto(reply, peer)
