@@ -37,7 +37,9 @@ from gateway.discovery.settings import (
     parse_discovery,
     parse_nameserver,
 )
+from gateway.specialists import parse_specialists
 from policies.compose import build_policy
+from policies.specialist import Classifier
 from policies.worker_latency import PROFILES
 
 Kind = Literal["openai", "litellm"]
@@ -106,6 +108,10 @@ class Alias:
     slo_total_s: float | None = None
     max_cost_usd: float | None = None
     cache: AliasCache | None = None
+    specialists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Topic (code, math) -> the deployments that serve requests classified so."""
+    classifier: Classifier | None = None
+    """Set when the alias has specialists (only those aliases classify requests)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +345,19 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
     except ValueError as exc:
         raise ConfigError(f"{at}.policy: {exc}") from exc
     max_cost = spec.get("max_cost_usd")
+    try:
+        specialists, classifier = parse_specialists(
+            spec.get("specialists"),
+            spec.get("classifier"),
+            at,
+            deployments,
+            mapping=_mapping,
+            names=_names,
+            number=_number,
+            integer=_int,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     return Alias(
         name=name,
         deployments=names,
@@ -348,6 +367,8 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
         slo_total_s=_optional_ms(spec.get("slo_total_ms"), f"{at}.slo_total_ms"),
         max_cost_usd=None if max_cost is None else _number(max_cost, f"{at}.max_cost_usd"),
         cache=_alias_cache(spec.get("cache"), f"{at}.cache"),
+        specialists=specialists,
+        classifier=classifier,
     )
 
 
@@ -370,6 +391,8 @@ _ALIAS_KEYS = {
     "slo_total_ms",
     "max_cost_usd",
     "cache",
+    "specialists",
+    "classifier",
 }
 
 
@@ -432,6 +455,13 @@ def _name(value: object, at: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(f"{at}: {name!r} is not a valid name (letters, digits, ._:/-)")
     return name
+
+
+def _names(value: object, at: str) -> tuple[str, ...]:
+    names = tuple(_str(d, f"{at}[{i}]") for i, d in enumerate(_list(value, at)))
+    if not names:
+        raise ConfigError(f"{at}: at least one deployment is required")
+    return names
 
 
 def _optional_str(value: object, at: str) -> str | None:

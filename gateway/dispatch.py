@@ -31,6 +31,7 @@ from gateway.errors import (
 )
 from gateway.features import ParsedRequest
 from gateway.roster import Change, Roster
+from gateway.specialists import SpecialistRoute, request_text
 from gateway.stats.ewma import Ewma
 from gateway.stats.fleet import FleetStats, Ticket
 from gateway.upstreams.base import (
@@ -45,6 +46,7 @@ from gateway.upstreams.base import (
 from policies.compose import build_policy, known_policies
 from policies.model import Candidate, Decision, Policy, RequestFeatures
 from policies.plan import is_refusal
+from policies.specialist import Classifier, classify, routed_topic, tagged
 
 _BYTES_PER_TOKEN = 4  # a cheap prompt estimate: no tokenizer on the hot path
 
@@ -66,7 +68,9 @@ class Routing:
     candidates: list[Candidate]
     decision: Decision
     deployments: tuple[Deployment, ...]
-    """The alias's deployments when it was decided (the plan names some of them)."""
+    """The deployments decided among (the alias's, or a specialist's; the plan names some)."""
+    specialist: SpecialistRoute | None = None
+    """Set for an alias with specialists: the classification and the pool it chose."""
 
 
 class Dispatcher:
@@ -122,14 +126,39 @@ class Dispatcher:
             draw=random.random(),  # the weighted policy's split; policies read no RNG
         )
         policy = self._policy(alias, controls.policy)
+        predict = policy.predicts or explain
         deployments = self.roster.deployments_for(alias)
-        candidates = self.fleet.candidates(
-            deployments, features, _now(), predict=policy.predicts or explain
-        )
+        candidates = self.fleet.candidates(deployments, features, _now(), predict=predict)
+        special = None
+        classifier = self.config.aliases[alias].classifier
+        if classifier is not None:
+            special, pool, pooled = self._specialist(alias, classifier, parsed, features, predict)
+            if special.topic != "general":
+                deployments, candidates = pool, pooled
         decision = policy.decide(features, candidates)
+        if special is not None:
+            unavailable = special.classification.topic if special.fallback else None
+            decision = tagged(decision, special.topic, unavailable)
+            metrics.child(metrics.SPECIALIST_ROUTES, alias, special.topic).inc()
         primary = decision.plan[0] if decision.plan else "none"
         metrics.child(metrics.ROUTE_DECISIONS, decision.policy, primary, decision.reason).inc()
-        return Routing(features, candidates, decision, deployments)
+        return Routing(features, candidates, decision, deployments, special)
+
+    def _specialist(
+        self,
+        alias: str,
+        classifier: Classifier,
+        parsed: ParsedRequest,
+        features: RequestFeatures,
+        predict: bool,
+    ) -> tuple[SpecialistRoute, tuple[Deployment, ...], list[Candidate]]:
+        """The request's topic, and its specialist's deployments and candidates (empty when
+        the alias has none for the topic)."""
+        classification = classify(request_text(parsed.parsed, classifier.max_chars), classifier)
+        pool = self.roster.specialists_for(alias, classification.topic)
+        pooled = self.fleet.candidates(pool, features, _now(), predict=predict) if pool else []
+        topic, fallback = routed_topic(classification.topic, pooled)
+        return SpecialistRoute(classification, topic, fallback), pool, pooled
 
     async def complete(self, routing: Routing, call: Call) -> tuple[Reply, Deployment]:
         """A non-streaming answer from the first deployment in the plan that gives one."""

@@ -84,6 +84,12 @@ ROUTE_DECISIONS = Counter(
     "Routing decisions by policy, primary deployment and reason (a bounded vocabulary).",
     ["policy", "deployment", "reason"],
 )
+SPECIALIST_ROUTES = Counter(
+    "gateway_specialist_routes",
+    "Requests to aliases with specialists, by the topic whose deployments decided them "
+    "(code, math, general; a specialist with none available counts as general).",
+    ["model", "topic"],
+)
 CIRCUIT_OPEN = Gauge(
     "gateway_deployment_circuit_open",
     "1 while a deployment's circuit breaker keeps it out of plans (open or probing), else 0.",

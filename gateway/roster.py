@@ -3,7 +3,8 @@
 Config names deployments and groups; a group (a deployment with ``discovery``) stands for its
 current members, which discovery sets with ``set_members``. The roster keeps, per alias, an
 immutable tuple of deployments in configured order (a group expanded in place to its members,
-sorted by name) that the hot path reads in O(1) and a change swaps whole. Every change of
+sorted by name) that the hot path reads in O(1) and a change swaps whole; the same for each
+of its specialists' lists (``specialists_for``). Every change of
 membership goes through here and is announced once to the subscribed ``RosterListener``s
 (stats, scraper, costing, the dispatcher's metrics) as a ``Change``:
 
@@ -61,6 +62,11 @@ class Roster:
         """The alias's live deployments in configured order (groups expanded in place)."""
         return self._by_alias[alias]
 
+    def specialists_for(self, alias: str, topic: str) -> tuple[Deployment, ...]:
+        """The live deployments of the alias's specialist for ``topic`` (expanded the same
+        way); () when the alias has none for it."""
+        return self._by_specialist.get((alias, topic), ())
+
     @property
     def live(self) -> Mapping[str, Deployment]:
         """Every deployment that may get new calls, by name (groups as their members)."""
@@ -116,14 +122,21 @@ class Roster:
         live = dict(self._static)
         for members in self._members.values():
             live.update((d.name, d) for d in members)
-        by_alias: dict[str, tuple[Deployment, ...]] = {}
-        for alias, spec in self._config.aliases.items():
-            expanded: list[Deployment] = []
-            for name in spec.deployments:
-                group = self._members.get(name)
-                expanded.extend(group if group is not None else (self._static[name],))
-            by_alias[alias] = tuple(expanded)
-        self._live, self._by_alias = live, by_alias
+        aliases = self._config.aliases.items()
+        self._by_specialist = {
+            (alias, topic): self._expand(names)
+            for alias, spec in aliases
+            for topic, names in spec.specialists.items()
+        }
+        self._live = live
+        self._by_alias = {alias: self._expand(spec.deployments) for alias, spec in aliases}
+
+    def _expand(self, names: tuple[str, ...]) -> tuple[Deployment, ...]:
+        expanded: list[Deployment] = []
+        for name in names:
+            group = self._members.get(name)
+            expanded.extend(group if group is not None else (self._static[name],))
+        return tuple(expanded)
 
     def _announce(self, change: Change) -> None:
         for listener in self._listeners:

@@ -2,7 +2,9 @@
 
 Takes the body (and control headers) of a chat completion and answers the plan, the reason,
 the features the policy saw and every candidate with its snapshot and score: the same
-``decide`` call the inference routes make, so what it says is what would happen now.
+``decide`` call the inference routes make, so what it says is what would happen now. For an
+alias with specialists, ``specialist`` holds the classified topic, the scores, the rules that
+fired, the topic whose deployments decided and whether that was a fallback.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class ExplainRoute:
         routing = route(intake, dispatcher, scope["state"]["accounting"], explain=True)
         decision = routing.decision
         scores = {s.name: dataclasses.asdict(s) for s in decision.scores}
-        body = {
+        body: dict[str, object] = {
             "object": "route.explanation",
             "policy": decision.policy,
             "plan": list(decision.plan),
@@ -40,4 +42,11 @@ class ExplainRoute:
                 {**dataclasses.asdict(c), "score": scores.get(c.name)} for c in routing.candidates
             ],
         }
+        special = routing.specialist
+        if special is not None:
+            body["specialist"] = {
+                **dataclasses.asdict(special.classification),
+                "routed": special.topic,
+                "fallback": special.fallback,
+            }
         await send_bytes(send, 200, json.dumps(body).encode(), [])
