@@ -13,7 +13,6 @@ Imports: stdlib and ``policies``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +21,9 @@ from policies.model import Candidate, Decision
 from policies.reason import bounded
 from policies.specialist_rules import RULE_NAMES, RULES, SPECIALIST_TOPICS, WORD, Rule, Topic
 
-DEFAULT_MIN_SCORE = 3.0
-"""A topic's score must reach this to win (one strong rule, or a few weak ones)."""
+DEFAULT_MIN_SCORES: Mapping[str, float] = {"code": 3.0, "math": 3.5}
+"""A topic's score must reach this to win: one strong rule, or a few weak ones (math needs a
+little more: numbers and everyday quantity words are common in other questions too)."""
 DEFAULT_MAX_CHARS = 4000
 """How much of the text is scanned: the cost is linear in it."""
 
@@ -33,9 +33,7 @@ class Classifier:
     """The rules with their weights, the per-topic thresholds and the scan cap."""
 
     rules: tuple[Rule, ...] = RULES
-    min_scores: Mapping[str, float] = field(
-        default_factory=lambda: dict.fromkeys(SPECIALIST_TOPICS, DEFAULT_MIN_SCORE)
-    )
+    min_scores: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_SCORES))
     max_chars: int = DEFAULT_MAX_CHARS
 
 
@@ -67,7 +65,7 @@ def build_classifier(
     rules = tuple(
         dataclasses.replace(r, weight=checked[r.name]) if r.name in checked else r for r in RULES
     )
-    thresholds: dict[str, float] = dict.fromkeys(SPECIALIST_TOPICS, DEFAULT_MIN_SCORE)
+    thresholds = dict(DEFAULT_MIN_SCORES)
     thresholds.update(min_scores or {})
     return Classifier(rules, thresholds, max_chars)
 
@@ -76,13 +74,11 @@ def classify(text: str, classifier: Classifier) -> Classification:
     """The topic of ``text`` (its first ``classifier.max_chars`` characters)."""
     text = text[: classifier.max_chars]
     lower = text.lower()
-    tokens = WORD.findall(lower)
-    grams = Counter(tokens)
-    grams.update(f"{a} {b}" for a, b in itertools.pairwise(tokens))
+    words = Counter(WORD.findall(lower))
     scores: dict[str, float] = dict.fromkeys(SPECIALIST_TOPICS, 0.0)
     fired: list[str] = []
     for rule in classifier.rules:
-        matches = 0 if rule.weight == 0.0 else _matches(rule, text, lower, grams)
+        matches = 0 if rule.weight == 0.0 else _matches(rule, text, lower, words)
         if matches:
             scores[rule.topic] += rule.weight * matches
             fired.append(rule.name)
@@ -95,7 +91,7 @@ def classify(text: str, classifier: Classifier) -> Classification:
     return Classification(topic, scores, tuple(fired))
 
 
-def _matches(rule: Rule, text: str, lower: str, grams: Counter[str]) -> int:
+def _matches(rule: Rule, text: str, lower: str, words: Counter[str]) -> int:
     """How many times ``rule`` matches, up to its cap."""
     if rule.pattern is not None:
         if not any(hint in lower for hint in rule.hints):
@@ -106,9 +102,11 @@ def _matches(rule: Rule, text: str, lower: str, grams: Counter[str]) -> int:
             if matches == rule.cap:
                 break
         return matches
-    if rule.also and rule.also.isdisjoint(grams.keys()):
+    if rule.also is not None and not _matches(rule.also, text, lower, words):
         return 0
-    return min(rule.cap, sum(grams[w] for w in rule.words.intersection(grams.keys())))
+    found = sum(words[w] for w in rule.words.intersection(words.keys()))
+    found += sum(lower.count(phrase) for phrase in rule.phrases)
+    return min(rule.cap, found)
 
 
 def routed_topic(topic: Topic, specialists: Sequence[Candidate]) -> tuple[Topic, bool]:

@@ -14,6 +14,7 @@ Imports: stdlib.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -35,9 +36,12 @@ class Rule:
     weight: float
     cap: int = 1
     words: frozenset[str] = frozenset()
+    """Single words, counted among the text's words."""
+    phrases: tuple[str, ...] = ()
+    """Several words, counted as substrings of the lower-cased text."""
     pattern: re.Pattern[str] | None = None
-    also: frozenset[str] = frozenset()
-    """A ``words`` rule with ``also`` matches only if the text has one of these too."""
+    also: Rule | None = None
+    """A rule with ``also`` matches only if ``also`` matches too."""
     hints: tuple[str, ...] = ()
     """A ``pattern`` rule runs only if the lower-cased text contains one of these (a
     substring search is much cheaper than the pattern; every match contains a hint; an
@@ -45,7 +49,9 @@ class Rule:
 
 
 def _words(name: str, topic: Topic, weight: float, cap: int, words: str) -> Rule:
-    return Rule(name, topic, weight, cap, words=frozenset(w.strip() for w in words.split(",")))
+    entries = [w.strip() for w in words.split(",")]
+    single = frozenset(w for w in entries if " " not in w)
+    return Rule(name, topic, weight, cap, single, tuple(w for w in entries if " " in w))
 
 
 def _pattern(
@@ -64,7 +70,7 @@ LANGUAGES = _words(
     "sql, postgres, postgresql, mysql, sqlite, bigquery, regex, kotlin, swift, haskell, scala, "
     "perl, lua, html, css, react, django, flask, express js, nodejs, node js, pandas, numpy, "
     "dockerfile, docker, kubectl, kubernetes, git, gcc, gdb, npm, pytest, sqlalchemy, awk, "
-    "sed, grep, cron, systemd, yaml, json, jsx, go with, in go, in c",
+    "sed, grep, cron, systemd, yaml, json, jsx",
 )
 CODE_THINGS = _words(
     "code_things",
@@ -79,20 +85,23 @@ CODE_THINGS = _words(
     "hash map, stack trace, type hints, borrow checker, json, yaml, http, sql, localhost, "
     "git, docker, container, build, tests, compile, install",
 )
-CODE_REQUEST = Rule(
-    "code_request",
-    "code",
-    2.5,
-    words=frozenset(
+CODE_REQUEST = dataclasses.replace(
+    _words(
+        "code_request",
+        "code",
+        2.5,
+        1,
         "write, implement, create, fix, debug, refactor, optimize, optimise, explain, convert, "
-        "port, translate, review, rewrite, generate, make, add, how do, how can, "
-        "what does".split(", ")
+        "port, translate, review, rewrite, generate, make, add, how do, how can, what does",
     ),
-    also=LANGUAGES.words
-    | frozenset(
-        "script, regex, regular expression, sql query, unit test, endpoint, code, snippet, "
-        "one liner, decorator, makefile, cron job, stored procedure, api, struct, "
-        "middleware".split(", ")
+    also=_words(
+        "code_object",
+        "code",
+        1.0,
+        1,
+        ", ".join(sorted(LANGUAGES.words | set(LANGUAGES.phrases)))
+        + ", script, regex, regular expression, sql query, unit test, endpoint, code, snippet, "
+        "one liner, decorator, makefile, cron job, stored procedure, api, struct, middleware",
     ),
 )
 
@@ -105,7 +114,7 @@ RULES: tuple[Rule, ...] = (
         1,
         r"Traceback \(most recent call last\)|^\s+at [\w$.]+\(|^goroutine \d|^npm ERR!|"
         r"Exception in thread",
-        "traceback|at |goroutine|npm err|exception in",
+        "traceback|\tat |  at |goroutine|npm err|exception in",
     ),
     _pattern(
         "error_name",
@@ -153,8 +162,8 @@ RULES: tuple[Rule, ...] = (
         r"^\s*\$ \w|sudo \w|(?:pip|npm|yarn|apt-get|brew|cargo) (?:install|add|run|ci)\b|"
         r"git (?:commit|push|pull|rebase|merge|checkout|stash|clone|reset)\b|chmod |"
         r"grep -|awk '|sed -|\| ?xargs|docker (?:run|build|compose)|kubectl \w|^#!/",
-        "$ |sudo|pip |npm |yarn |apt-get|brew |cargo |git |chmod|grep|awk|sed |xargs|docker|"
-        "kubectl|#!/",
+        "$ |sudo |pip |npm |yarn |apt-get |brew |cargo |git |chmod |grep -|awk '|sed -|xargs|"
+        "docker |kubectl |#!/",
     ),
     _pattern("indented_code", "code", 1.0, 3, r"^(?: {4}|\t)+[\w#@$]\S* ?[\w(=:.\[]", "    |\t"),
     _pattern("statement_ends", "code", 0.75, 4, r"[;{}]\s*$", ";|{|}"),
@@ -171,7 +180,7 @@ RULES: tuple[Rule, ...] = (
         "code",
         2.0,
         1,
-        r"\w\.(?:py|js|ts|tsx|jsx|java|cpp|hpp|go|rs|rb|php|sh|sql|ya?ml|json|toml|kt|cs|"
+        r"\.(?:py|js|ts|tsx|jsx|java|cpp|hpp|go|rs|rb|php|sh|sql|ya?ml|json|toml|kt|cs|"
         r"ipynb|csv|txt|html|css|jpe?g|png|log)\b",
         ".",
     ),
@@ -192,11 +201,18 @@ RULES: tuple[Rule, ...] = (
         "math",
         2.0,
         2,
-        r"(?<![\w.])\d*[a-z](?:\^\d|²|³)|\b\d+[a-z]\b ?[-+=]|\b[a-z] ?[-+*/] ?\d+ ?=|"
+        r"(?<![\w.])\d*[a-z](?:\^\d|²|³)|\b\d+[a-z]\b ?(?:[-+] ?\d+ ?)?=|\b[a-z] ?[-+*/] ?\d+ ?=|"
         r"\b[fg]\([a-z]\) ?=|\b[a-z] ?[<>≤≥] ?-?\d",
-        "^|²|³|=|+|-|<|>|≤|≥",
+        "^|²|³|=|<|>|≤|≥",
     ),
-    _pattern("arithmetic", "math", 0.5, 2, r"\d ?[-+*/\u00d7\u00f7^] ?\(?\d|\d ?%|\(\d+, ?\d+\)"),
+    _pattern(
+        "arithmetic",
+        "math",
+        0.5,
+        2,
+        r"\d ?[-+*/\u00d7\u00f7^] ?\(?\d|\d ?%",
+        "+|-|*|/|\u00d7|\u00f7|^|%",
+    ),
     _words(
         "math_vocabulary",
         "math",
@@ -212,7 +228,10 @@ RULES: tuple[Rule, ...] = (
         "percent, percentage, decimal, inequality, slope, vertices, sample, distribution, "
         "hypothesis, z score, confidence interval, regression, coefficient, quadratic, linear, "
         "roots, order of, subgroup, cyclic, zero, odd, even, multiply, divided, divides, "
-        "dimension, x, y, n",
+        "dimension, x, y, n, simplest form, estimate, rounded, nearest, expression, "
+        "multiplied, subtract, plus, minus, equals, divided by, number line, greater than, "
+        "less than, random variable, binomial, normal distribution, p value, null hypothesis, "
+        "standard error, outlier, correlation, inches, feet, centimeters, meters",
     ),
     _words(
         "word_problem",

@@ -49,7 +49,7 @@ def test_specialists_and_classifier_overrides_load(tmp_path: Path) -> None:
     alias = load(tmp_path, raw).aliases["auto"]
     assert alias.specialists == {"code": ("coder",), "math": ("paid",)}
     assert alias.classifier is not None
-    assert alias.classifier.min_scores == {"code": 5.0, "math": 3.0}
+    assert alias.classifier.min_scores == {"code": 5.0, "math": 3.5}
     assert alias.classifier.max_chars == 100
     assert {r.name: r.weight for r in alias.classifier.rules}["code_fence"] == 6.0
     plain = load(tmp_path, minimal()).aliases["chat"]

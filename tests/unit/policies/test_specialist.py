@@ -28,8 +28,7 @@ CASES = [
     ("code", "SELECT name, total FROM orders WHERE total > 10; why is it slow?"),
     (
         "code",
-        'Traceback (most recent call last):\n  File "a.py", line 3, in <module>\n'
-        "KeyError: 'id'",
+        "Traceback (most recent call last):\n  File \"a.py\", line 3, in <module>\nKeyError: 'id'",
     ),
     ("code", "Write a regular expression that validates an IPv4 address."),
     ("code", "Explain this:\n\n    def f(xs):\n        return [x * 2 for x in xs]\n"),
@@ -38,8 +37,7 @@ CASES = [
     ("math", "Compute \\int_0^1 x^2 \\, dx and simplify the result."),
     (
         "math",
-        "A baker sells 12 muffins each day at $3 each. How many dollars does she earn in "
-        "5 days?",
+        "A baker sells 12 muffins each day at $3 each. How many dollars does she earn in 5 days?",
     ),
     ("math", "If 2x + 3 = 11, what is the value of x?"),
     ("math", "What is the probability that the sum of 2 fair dice is 7? Compute it."),
@@ -81,7 +79,8 @@ def test_the_classification_lists_its_scores_and_the_rules_that_fired() -> None:
 def test_a_tie_or_a_score_under_the_threshold_is_general() -> None:
     strict = build_classifier(min_scores={"code": 100.0})
     assert classify("Write a Python function that merges two lists.", strict).topic == "general"
-    found = classify("import os\n$a$", DEFAULT)  # python_syntax 3 against latex 3
+    even = build_classifier(min_scores={"math": 3.0})
+    found = classify("import os\n$a$", even)  # python_syntax 3 against latex 3
     assert found.scores == {"code": 3.0, "math": 3.0}
     assert found.topic == "general"
 
