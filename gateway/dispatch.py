@@ -128,13 +128,15 @@ class Dispatcher:
         policy = self._policy(alias, controls.policy)
         predict = policy.predicts or explain
         deployments = self.roster.deployments_for(alias)
-        candidates = self.fleet.candidates(deployments, features, _now(), predict=predict)
+        candidates: list[Candidate] | None = None
         special = None
         classifier = self.config.aliases[alias].classifier
         if classifier is not None:
             special, pool, pooled = self._specialist(alias, classifier, parsed, features, predict)
             if special.topic != "general":
                 deployments, candidates = pool, pooled
+        if candidates is None:
+            candidates = self.fleet.candidates(deployments, features, _now(), predict=predict)
         decision = policy.decide(features, candidates)
         if special is not None:
             unavailable = special.classification.topic if special.fallback else None

@@ -1,11 +1,12 @@
 """The rules of the specialist classifier: named features, each voting for code or math.
 
 A rule counts its matches in the text and adds ``weight * min(matches, cap)`` to its topic's
-score. Two kinds: a ``words`` rule counts the text's lower-case words (and word pairs, for
-entries with a space) that are in its set, from one tokenisation shared by all of them; a
-``pattern`` rule counts a regular expression's matches (syntax that is not words: fences,
-tracebacks, operators). A words rule may require ``also`` one of a second set: ``code_request``
-is a request verb (``write``, ``fix``...) together with a code thing or a language name.
+score. Two kinds: a words rule counts the text's lower-case words that are in its set (one
+``Counter`` of the words, shared by all of them) plus its multi-word phrases as substrings; a
+pattern rule counts a regular expression's matches (syntax that is not words: fences,
+tracebacks, operators), and runs only when the text contains one of its literal hints. A rule
+may require another to match ``also``: ``code_request`` is a request verb (``write``, ``fix``,
+``how do``...) with a language name or a code object (its ``also`` rule, not weighted itself).
 Config may override any weight by rule name (``classifier.weights``). The patterns have no
 nested quantifiers and only bounded gaps, so scanning a capped text is linear in its length.
 The default weights were tuned on the dev half of the labelled set (docs/specialists.md).
