@@ -1,7 +1,9 @@
 """Specialist routing end to end: three emulated vLLM workers (a general Qwen, a Qwen coder
 and a Qwen math model, each serving only its own model name) behind the alias ``auto``; the
 openai SDK asks code, math and chat questions, and each worker's request log shows it got
-exactly its topic's requests, the reason header saying which. Explain shows the rules."""
+exactly its topic's requests, the reason header saying which. Explain shows the rules. The
+alias ``dead-coder`` has a code specialist that refuses connections: once its circuit opens,
+code requests go to the general worker and the header says the specialist was unavailable."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import openai
 import pytest
 
+from gateway.stats.circuit import CircuitSettings
 from loadtests.fleet import Service, start_emulator, start_gateway
 from tests.support.clients import sync_client
+from tests.support.fleets import refusing_port
 from tests.support.services import EMULATOR_TIME_SCALE, local_deployment, write_config
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +69,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 log_dir=logs,
             )
             deployments.append({**local_deployment(name, worker.port), "model": model})
+        deployments.append(local_deployment("refusing", refusing_port(stack)))
         config = {
             "deployments": deployments,
             "aliases": {
@@ -73,7 +79,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                         "code": {"deployments": ["coder"]},
                         "math": {"deployments": ["math"]},
                     },
-                }
+                },
+                "dead-coder": {
+                    "deployments": ["general"],
+                    "specialists": {"code": {"deployments": ["refusing"]}},
+                },
             },
         }
         path = write_config(logs / "specialists.yaml", config)
@@ -120,3 +130,26 @@ def test_explain_shows_the_topic_scores_and_rules_fired(fleet: Fleet) -> None:
     assert special["fired"][0] == "code_fence"
     assert special["scores"]["code"] > special["scores"]["math"]
     assert explained["plan"] == ["coder"]
+
+
+def test_code_falls_back_to_general_once_the_dead_specialists_circuit_opens(
+    fleet: Fleet,
+) -> None:
+    failures, reason = 0, ""
+    with sync_client(fleet.gateway.url) as client:
+        for _ in range(CircuitSettings().failures_to_open + 1):
+            try:
+                raw = client.chat.completions.with_raw_response.create(
+                    model="dead-coder",
+                    messages=[{"role": "user", "content": PROMPTS["coder"][0]}],
+                    max_tokens=4,
+                )
+            except openai.APIStatusError as err:
+                assert err.status_code == 503
+                failures += 1
+                continue
+            assert raw.headers["x-gateway-deployment"] == "general"
+            reason = raw.headers["x-gateway-route-reason"]
+            break
+    assert failures == CircuitSettings().failures_to_open
+    assert "specialist=general (code unavailable); " in reason
