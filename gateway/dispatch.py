@@ -30,6 +30,7 @@ from gateway.errors import (
     refusal_error,
 )
 from gateway.features import ParsedRequest
+from gateway.privacy.gate import PrivacyGate
 from gateway.roster import Change, Roster
 from gateway.stats.ewma import Ewma
 from gateway.stats.fleet import FleetStats, Ticket
@@ -43,8 +44,9 @@ from gateway.upstreams.base import (
     Usage,
 )
 from policies.compose import build_policy, known_policies
-from policies.model import Candidate, Decision, Policy, RequestFeatures
+from policies.model import Candidate, DataClass, Decision, Policy, RequestFeatures
 from policies.plan import is_refusal
+from policies.privacy import Pinned
 
 _BYTES_PER_TOKEN = 4  # a cheap prompt estimate: no tokenizer on the hot path
 
@@ -83,6 +85,7 @@ class Dispatcher:
         self.fleet = fleet
         self.roster = roster
         self.policy_names = frozenset(known_policies())
+        self.privacy = PrivacyGate(config.privacy)
         self._upstreams = upstreams
         self._policies: dict[tuple[str, str], Policy] = {}
         self._circuit_open: dict[str, bool] = {}
@@ -99,10 +102,12 @@ class Dispatcher:
         *,
         explain: bool = False,
         budget: tuple[float, float] | None = None,
+        data_class: DataClass = "public",
     ) -> Routing:
         """The plan for one request (no upstream is called); ``explain`` adds the scores.
 
-        ``budget`` is (left, total) USD of the caller's tightest budget, for the budget policy.
+        ``budget`` is (left, total) USD of the caller's tightest budget, for the budget policy;
+        only deployments accepting ``data_class`` are in the plan (``policies.privacy``).
         """
         alias = parsed.model
         asked = parsed.parsed.get("max_tokens") or parsed.parsed.get("max_completion_tokens")
@@ -120,6 +125,7 @@ class Dispatcher:
             budget_left_usd=None if budget is None else budget[0],
             budget_total_usd=None if budget is None else budget[1],
             draw=random.random(),  # the weighted policy's split; policies read no RNG
+            data_class=data_class,
         )
         policy = self._policy(alias, controls.policy)
         deployments = self.roster.deployments_for(alias)
@@ -201,7 +207,7 @@ class Dispatcher:
         if policy is None:
             spec = self.config.aliases[alias]
             params = spec.policy_params if name == spec.policy else {}
-            policy = self._policies[(alias, name)] = build_policy(name, params)
+            policy = self._policies[(alias, name)] = Pinned(build_policy(name, params))
         return policy
 
     def plan(self, routing: Routing) -> list[Deployment]:
@@ -248,6 +254,7 @@ class Dispatcher:
         else:
             self.fleet.finished(ticket, now, ok=False, kind=outcome)
         self._export_circuit(dep.name, now)
+        self.privacy.capacity.released()
 
     def _failed(self, dep: Deployment, ticket: Ticket, exc: UpstreamError) -> None:
         now = _now()
@@ -258,6 +265,7 @@ class Dispatcher:
         metrics.child(metrics.UPSTREAM_ERRORS, dep.name, exc.kind).inc()
         self.fleet.finished(ticket, now, ok=False, kind=exc.kind, retry_after_s=exc.retry_after_s)
         self._export_circuit(dep.name, now)
+        self.privacy.capacity.released()
 
     def _export_circuit(self, name: str, now: float) -> None:
         is_open = self.fleet.circuit_state(name, now) == "open"

@@ -2,7 +2,9 @@
 
 Takes the body (and control headers) of a chat completion and answers the plan, the reason,
 the features the policy saw and every candidate with its snapshot and score: the same
-``decide`` call the inference routes make, so what it says is what would happen now.
+``decide`` call the inference routes make, so what it says is what would happen now
+(``features.data_class`` and ``data_class_sources`` show the privacy pinning, the
+candidates their ``data_classes``; explain never waits for capacity).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ExplainRoute:
             "plan": list(decision.plan),
             "reason": decision.reason,
             "detail": decision.detail,
+            "data_class_sources": list(intake.classification.sources),
             "features": dataclasses.asdict(routing.features),
             "candidates": [
                 {**dataclasses.asdict(c), "score": scores.get(c.name)} for c in routing.candidates

@@ -57,8 +57,7 @@ def test_alias_without_any_allowed_deployment_refuses_naming_the_class() -> None
 
     assert decision.reason == "no_allowed_deployment"
     assert decision.detail == (
-        "pinned to internal: 0 of 1 allowed; no deployment of this alias may receive "
-        "internal data"
+        "pinned to internal: 0 of 1 allowed; no deployment of this alias may receive internal data"
     )
 
 
