@@ -46,15 +46,17 @@ def classify(
     scope: Scope, default: DataClass, principal: Principal, alias: Alias
 ) -> Classification:
     """The request's classification (raises InvalidRequest for a bad or loosening header)."""
-    key = principal.key
+    team = principal.team.data_class
+    key = None if principal.key is None else principal.key.data_class
+    raw = header(scope, DATA_CLASS_HEADER)
+    if raw is None and default == "public" and team is None and key is None:
+        if alias.data_class is None:
+            return PUBLIC_BY_DEFAULT  # the common case: nothing to compare, nothing allocated
     levels: list[tuple[str, DataClass | None]] = [
-        ("team", principal.team.data_class),
-        ("key", None if key is None else key.data_class),
+        ("team", team),
+        ("key", key),
         ("alias", alias.data_class),
     ]
-    raw = header(scope, DATA_CLASS_HEADER)
-    if raw is None and default == "public" and not any(level for _, level in levels):
-        return PUBLIC_BY_DEFAULT  # the common case: nothing to compare, nothing allocated
     required = max((level for _, level in levels if level is not None), key=_rank, default=None)
     floor = default if required is None or _rank(default) > _rank(required) else required
     if raw is not None:

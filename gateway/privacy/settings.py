@@ -36,7 +36,7 @@ class DetectorSettings:
     """Name -> pattern, from the config (each counts as its own detector)."""
     max_scan_bytes: int = 1024 * 1024
     """Text past this many characters is not scanned (the request keeps its class)."""
-    thread_above_bytes: int = 64 * 1024
+    thread_above_bytes: int = 16 * 1024
     """Text longer than this is scanned in a worker thread, off the event loop."""
 
 
