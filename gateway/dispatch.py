@@ -2,7 +2,8 @@
 
 Routes hand it parsed requests. ``decide`` builds the policy's inputs (the request's
 features, a ``Candidate`` snapshot from ``FleetStats`` per deployment the roster has for the
-alias now) and asks the alias's policy (or the one a header names) for a plan; ``complete``
+alias now) and asks the alias's policy (or the one a header names), restricted to the
+deployments the request's data class allows (``policies.privacy.Pinned``), for a plan; ``complete``
 and ``open_stream`` call the plan's deployments in turn until one answers (a connect error,
 timeout, 5xx or 429 before any byte reached the client moves to the next), reporting every
 call to ``FleetStats`` (in-flight, EWMAs, circuit breaker). The request's whole order lives in
