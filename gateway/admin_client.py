@@ -1,4 +1,4 @@
-"""``python -m gateway keys|teams|spend|cache``: the admin API of a running gateway, from a shell.
+"""``python -m gateway keys|teams|spend|cache|audit``: the admin API, from a shell.
 
 Talks HTTP with the standard library only (urllib), to ``--url`` (default: the
 ``TOKEN_GATEWAY_URL`` environment variable, else http://127.0.0.1:8080) with the master key
@@ -28,7 +28,8 @@ from typing import Any, BinaryIO, TextIO
 URL_ENV = "TOKEN_GATEWAY_URL"
 MASTER_KEY_ENV = "TOKEN_GATEWAY_MASTER_KEY"
 DEFAULT_URL = "http://127.0.0.1:8080"
-ADMIN_COMMANDS = frozenset({"keys", "teams", "spend", "cache"})
+ADMIN_COMMANDS = frozenset({"keys", "teams", "spend", "cache", "audit"})
+DATA_CLASSES = ("public", "internal", "private")
 GROUPS = ("team", "key", "alias", "deployment")
 TIMEOUT_S = 30.0
 
@@ -126,7 +127,7 @@ def _error_message(raw: bytes, status: int) -> str:
 
 
 def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``keys``, ``teams``, ``spend`` and ``cache`` to the CLI's subcommands."""
+    """Add ``keys``, ``teams``, ``spend``, ``cache`` and ``audit`` to the CLI's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url",
@@ -146,6 +147,9 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--cache", choices=("off", "deterministic", "always"), help="its response cache mode"
     )
     create.add_argument("--expires-in-s", type=float, help="seconds until it expires")
+    create.add_argument(
+        "--data-class", choices=DATA_CLASSES, help="the least strict data class of its requests"
+    )
     _limit_options(create)
     listing = _leaf(keys, "list", "list keys (never their secrets)", common, _list_keys)
     listing.add_argument("--team", help="only this team's keys")
@@ -154,6 +158,9 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     teams = _group(sub, "teams", "create and list teams")
     team = _leaf(teams, "create", "create a team", common, _create_team)
     team.add_argument("team_id")
+    team.add_argument(
+        "--data-class", choices=DATA_CLASSES, help="the least strict data class of its requests"
+    )
     _limit_options(team)
     _leaf(teams, "list", "list teams", common, _list_teams)
     spend = _group(sub, "spend", "spend reports and the ledger export")
@@ -170,6 +177,11 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     for parser in (stats, purge):
         parser.add_argument("--namespace", help="one team's entries (or '~shared')")
         parser.add_argument("--alias", help="one alias's entries")
+    audit = _group(sub, "audit", "the privacy audit log")
+    records = _leaf(audit, "list", "pinned, upgraded and refused requests", common, _audit)
+    records.add_argument("--team", help="only this team")
+    records.add_argument("--since", help="epoch seconds (default: every record kept)")
+    records.add_argument("--limit", type=int, default=100, help="at most this many (newest)")
 
 
 def run_admin_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -254,6 +266,8 @@ def _create_key(client: AdminClient, args: argparse.Namespace, out: TextIO) -> N
         body["cache"] = args.cache
     if args.expires_in_s is not None:
         body["expires_in_s"] = args.expires_in_s
+    if args.data_class is not None:
+        body["data_class"] = args.data_class
     key = client.call("POST", "/admin/keys", body)
     print(f"key_id  {key['key_id']}", file=out)
     print(f"team    {key['team_id']}", file=out)
@@ -276,7 +290,10 @@ def _revoke(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _create_team(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
-    team = client.call("POST", "/admin/teams", {"team_id": args.team_id, **_limits(args)})
+    body: Json = {"team_id": args.team_id, **_limits(args)}
+    if args.data_class is not None:
+        body["data_class"] = args.data_class
+    team = client.call("POST", "/admin/teams", body)
     print(f"created team {team['team_id']}", file=out)
 
 
@@ -344,6 +361,28 @@ def _cache_purge(client: AdminClient, args: argparse.Namespace, out: TextIO) -> 
     query = {"namespace": args.namespace, "alias": args.alias}
     purged = client.call("DELETE", "/admin/cache", query=query)
     print(f"deleted {purged['deleted']} cached answers", file=out)
+
+
+def _audit(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
+    query = {"team": args.team, "since": args.since, "limit": str(args.limit)}
+    records = client.call("GET", "/admin/audit", query=query)["data"]
+    rows = [
+        [
+            _when(r["ts"]),
+            r["request_id"],
+            r["team_id"],
+            r["key_id"],
+            r["alias"],
+            r["data_class"],
+            ",".join(r["sources"]),
+            r["outcome"],
+            r["deployment"],
+            r["reason"],
+        ]
+        for r in records
+    ]
+    headers = ["time", "request", "team", "key", "alias", "class", "set by", "outcome"]
+    print(_table([*headers, "deployment", "reason"], rows), file=out)
 
 
 def _binary(out: TextIO) -> BinaryIO:

@@ -4,19 +4,21 @@ Unknown keys are rejected with the dotted path of the bad field, ``${NAME}`` and
 ``${NAME:-default}`` in strings are expanded from the environment (so a Helm chart or the
 demo can fill in ports), and a paid deployment without a known price fails here instead of
 being billed at a made-up default. Imports: stdlib, ``yaml``, ``policies`` and the settings
-parsers of ``gateway.accounting``, ``gateway.cache`` and ``gateway.discovery``.
+parsers of ``gateway.accounting``, ``gateway.cache``, ``gateway.discovery`` and
+``gateway.privacy``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -37,12 +39,21 @@ from gateway.discovery.settings import (
     parse_discovery,
     parse_nameserver,
 )
+from gateway.privacy.settings import (
+    PRIVACY_KEYS,
+    PrivacySettings,
+    parse_data_class,
+    parse_data_classes,
+    parse_privacy,
+)
 from gateway.specialists import parse_specialists
 from policies.compose import build_policy
+from policies.model import DATA_CLASSES, DataClass
 from policies.specialist import Classifier
 from policies.worker_latency import PROFILES
 
 Kind = Literal["openai", "litellm"]
+_T = TypeVar("_T")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 
@@ -81,6 +92,8 @@ class Deployment:
     """Set on a group: its members are found through DNS (then ``base_url`` is None)."""
     group: str | None = None
     """Set on a discovered member: the name of its group (never in the config file)."""
+    data_classes: tuple[DataClass, ...] = DATA_CLASSES
+    """The data classes it may receive (default: all if local, else per ``privacy``)."""
 
     @property
     def provider(self) -> str:
@@ -112,6 +125,8 @@ class Alias:
     """Topic (code, math) -> the deployments that serve requests classified so."""
     classifier: Classifier | None = None
     """Set when the alias has specialists (only those aliases classify requests)."""
+    data_class: DataClass | None = None
+    """The least strict data class of every request to this alias (None: no floor)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +150,7 @@ class Config:
     aliases: Mapping[str, Alias] = field(default_factory=dict)
     accounting: AccountingSettings = field(default_factory=AccountingSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def deployments_for(self, alias: str) -> tuple[Deployment, ...]:
         """The alias's deployments as configured, a discovery group as itself (what serves
@@ -155,13 +171,14 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 def parse_config(raw: object, prices: PriceBook) -> Config:
     """Validate an already-loaded mapping (see ``configs/example.yaml`` for every field)."""
     top = _mapping(raw, "")
-    _only(top, "", {"server", "deployments", "aliases", "accounting", "cache"})
+    _only(top, "", {"server", "deployments", "aliases", "accounting", "cache", "privacy"})
     server = _server(top.get("server", {}))
+    privacy = _privacy(top.get("privacy", {}))
     accounting = _accounting(top.get("accounting", {}), prices)
     cache = CacheSettings() if "cache" not in top else _cache(top["cache"], accounting)
     deployments: dict[str, Deployment] = {}
     for i, item in enumerate(_list(top.get("deployments"), "deployments")):
-        dep = _deployment(item, f"deployments[{i}]", prices)
+        dep = _deployment(item, f"deployments[{i}]", prices, privacy)
         if dep.name in deployments:
             raise ConfigError(f"deployments[{i}].name: duplicate deployment {dep.name!r}")
         deployments[dep.name] = dep
@@ -177,7 +194,17 @@ def parse_config(raw: object, prices: PriceBook) -> Config:
         aliases=aliases,
         accounting=accounting,
         cache=cache,
+        privacy=privacy,
     )
+
+
+def _privacy(raw: object) -> PrivacySettings:
+    spec = _mapping(raw, "privacy")
+    _only(spec, "privacy", PRIVACY_KEYS)
+    try:
+        return parse_privacy(spec, number=_number, integer=_int)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _accounting(raw: object, prices: PriceBook) -> AccountingSettings:
@@ -229,7 +256,7 @@ def _nameserver(value: object, at: str) -> Nameserver | None:
 _DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"} - {"group"}
 
 
-def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
+def _deployment(raw: object, at: str, prices: PriceBook, privacy: PrivacySettings) -> Deployment:
     spec = _mapping(raw, at)
     _only(spec, at, _DEPLOYMENT_KEYS)
     name = _name(spec.get("name"), f"{at}.name")
@@ -255,7 +282,7 @@ def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
         raise ConfigError(f"{at}.gpu_hour_usd: required for a local deployment")
     if not local and gpu_hour is not None:
         raise ConfigError(f"{at}.gpu_hour_usd: only local deployments have a GPU cost")
-    return Deployment(
+    dep = Deployment(
         name=name,
         kind=kind,
         model=model,
@@ -271,6 +298,19 @@ def _deployment(raw: object, at: str, prices: PriceBook) -> Deployment:
         gpu=_gpu(spec.get("gpu"), local, f"{at}.gpu"),
         discovery=discovery,
     )
+    if "data_classes" in spec:
+        classes = _checked(parse_data_classes, spec["data_classes"], f"{at}.data_classes")
+    else:
+        classes = privacy.classes_for(dep.provider, local)
+    return dataclasses.replace(dep, data_classes=classes)
+
+
+def _checked(parse: Callable[[object, str], _T], value: object, at: str) -> _T:
+    """``parse(value, at)`` with its ValueError as a ConfigError."""
+    try:
+        return parse(value, at)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _discovery(raw: object, at: str) -> Discovery | None:
@@ -369,6 +409,9 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
         cache=_alias_cache(spec.get("cache"), f"{at}.cache"),
         specialists=specialists,
         classifier=classifier,
+        data_class=None
+        if spec.get("data_class") is None
+        else _checked(parse_data_class, spec["data_class"], f"{at}.data_class"),
     )
 
 
@@ -393,6 +436,7 @@ _ALIAS_KEYS = {
     "cache",
     "specialists",
     "classifier",
+    "data_class",
 }
 
 

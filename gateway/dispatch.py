@@ -2,7 +2,8 @@
 
 Routes hand it parsed requests. ``decide`` builds the policy's inputs (the request's
 features, a ``Candidate`` snapshot from ``FleetStats`` per deployment the roster has for the
-alias now) and asks the alias's policy (or the one a header names) for a plan; ``complete``
+alias now) and asks the alias's policy (or the one a header names), restricted to the
+deployments the request's data class allows (``policies.privacy.Pinned``), for a plan; ``complete``
 and ``open_stream`` call the plan's deployments in turn until one answers (a connect error,
 timeout, 5xx or 429 before any byte reached the client moves to the next), reporting every
 call to ``FleetStats`` (in-flight, EWMAs, circuit breaker). The request's whole order lives in
@@ -30,6 +31,7 @@ from gateway.errors import (
     refusal_error,
 )
 from gateway.features import ParsedRequest
+from gateway.privacy.gate import PrivacyGate
 from gateway.roster import Change, Roster
 from gateway.specialists import SpecialistRoute, request_text
 from gateway.stats.ewma import Ewma
@@ -44,8 +46,9 @@ from gateway.upstreams.base import (
     Usage,
 )
 from policies.compose import build_policy, known_policies
-from policies.model import Candidate, Decision, Policy, RequestFeatures
+from policies.model import Candidate, DataClass, Decision, Policy, RequestFeatures
 from policies.plan import is_refusal
+from policies.privacy import Pinned, allowed
 from policies.specialist import Classifier, classify, routed_topic, tagged
 
 _BYTES_PER_TOKEN = 4  # a cheap prompt estimate: no tokenizer on the hot path
@@ -87,6 +90,7 @@ class Dispatcher:
         self.fleet = fleet
         self.roster = roster
         self.policy_names = frozenset(known_policies())
+        self.privacy = PrivacyGate(config.privacy)
         self._upstreams = upstreams
         self._policies: dict[tuple[str, str], Policy] = {}
         self._circuit_open: dict[str, bool] = {}
@@ -103,10 +107,12 @@ class Dispatcher:
         *,
         explain: bool = False,
         budget: tuple[float, float] | None = None,
+        data_class: DataClass = "public",
     ) -> Routing:
         """The plan for one request (no upstream is called); ``explain`` adds the scores.
 
-        ``budget`` is (left, total) USD of the caller's tightest budget, for the budget policy.
+        ``budget`` is (left, total) USD of the caller's tightest budget, for the budget policy;
+        only deployments accepting ``data_class`` are in the plan (``policies.privacy``).
         """
         alias = parsed.model
         asked = parsed.parsed.get("max_tokens") or parsed.parsed.get("max_completion_tokens")
@@ -124,6 +130,7 @@ class Dispatcher:
             budget_left_usd=None if budget is None else budget[0],
             budget_total_usd=None if budget is None else budget[1],
             draw=random.random(),  # the weighted policy's split; policies read no RNG
+            data_class=data_class,
         )
         policy = self._policy(alias, controls.policy)
         predict = policy.predicts or explain
@@ -159,7 +166,10 @@ class Dispatcher:
         classification = classify(request_text(parsed.parsed, classifier.max_chars), classifier)
         pool = self.roster.specialists_for(alias, classification.topic)
         pooled = self.fleet.candidates(pool, features, _now(), predict=predict) if pool else []
-        topic, fallback = routed_topic(classification.topic, pooled)
+        reachable = allowed(features, pooled)  # the request's data class may reach them
+        if pooled and not reachable:  # a specialist, but none this data class may reach
+            return SpecialistRoute(classification, "general", True), pool, pooled
+        topic, fallback = routed_topic(classification.topic, reachable)
         return SpecialistRoute(classification, topic, fallback), pool, pooled
 
     async def complete(self, routing: Routing, call: Call) -> tuple[Reply, Deployment]:
@@ -232,7 +242,7 @@ class Dispatcher:
         if policy is None:
             spec = self.config.aliases[alias]
             params = spec.policy_params if name == spec.policy else {}
-            policy = self._policies[(alias, name)] = build_policy(name, params)
+            policy = self._policies[(alias, name)] = Pinned(build_policy(name, params))
         return policy
 
     def plan(self, routing: Routing) -> list[Deployment]:
@@ -279,6 +289,7 @@ class Dispatcher:
         else:
             self.fleet.finished(ticket, now, ok=False, kind=outcome)
         self._export_circuit(dep.name, now)
+        self.privacy.capacity.released()
 
     def _failed(self, dep: Deployment, ticket: Ticket, exc: UpstreamError) -> None:
         now = _now()
@@ -289,6 +300,7 @@ class Dispatcher:
         metrics.child(metrics.UPSTREAM_ERRORS, dep.name, exc.kind).inc()
         self.fleet.finished(ticket, now, ok=False, kind=exc.kind, retry_after_s=exc.retry_after_s)
         self._export_circuit(dep.name, now)
+        self.privacy.capacity.released()
 
     def _export_circuit(self, name: str, now: float) -> None:
         is_open = self.fleet.circuit_state(name, now) == "open"

@@ -130,6 +130,17 @@ DISCOVERY_CHANGES = Counter(
     "Members that joined (added) or retired from (removed) a discovery group.",
     ["group", "change"],
 )
+PRIVACY_DECISIONS = Counter(
+    "gateway_privacy_decisions",
+    "Requests pinned, upgraded, queued or refused for their data class, or whose data-class "
+    "header was rejected, by reason.",
+    ["reason"],
+)
+PRIVACY_UPGRADES = Counter(
+    "gateway_privacy_upgrades",
+    "Requests the content detector upgraded to private, by detector (never what matched).",
+    ["detector"],
+)
 CLIENT_DISCONNECTS = Counter(
     "gateway_client_disconnects",
     "Requests whose client went away before the answer was complete (upstream aborted).",

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 CircuitState = Literal["closed", "open", "half_open"]
+DataClass = Literal["public", "internal", "private"]
+DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "private")
+"""Data classifications, loosest first: a request's class is the strictest that applies."""
 
 # The bounded vocabulary of ``Decision.reason`` (metric label values; keep it short).
 REASONS = (
@@ -30,6 +33,7 @@ REASONS = (
     "no_available_deployment",  # every deployment's circuit is open or it is at capacity
     "exceeds_context_window",  # prompt + expected output fit no deployment's context window
     "exceeds_max_cost",  # every deployment that fits costs more than max_cost_usd
+    "no_allowed_deployment",  # no deployment allowed the request's data class can serve it
 )
 Reason = Literal[
     "only_candidate",
@@ -44,6 +48,7 @@ Reason = Literal[
     "no_available_deployment",
     "exceeds_context_window",
     "exceeds_max_cost",
+    "no_allowed_deployment",
 ]
 
 
@@ -67,6 +72,8 @@ class RequestFeatures:
     """A uniform draw in [0, 1) from the caller, for weighted splits (policies read no RNG)."""
     explain: bool = False
     """Fill ``Decision.scores`` (the explain endpoint); the hot path skips them (~1.5 us each)."""
+    data_class: DataClass = "public"
+    """The request's data classification: only candidates accepting it may serve it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,8 @@ class Candidate:
     """For the weighted policy (canary share)."""
     group: str | None = None
     """The discovery group this deployment is a member of (None: configured by itself)."""
+    data_classes: tuple[DataClass, ...] = DATA_CLASSES
+    """The data classes this deployment may receive (``policies.privacy`` filters by them)."""
 
     @property
     def available(self) -> bool:

@@ -38,6 +38,7 @@ REFUSALS: Mapping[Reason, tuple[int, str]] = MappingProxyType(
         "exceeds_context_window": (400, "context_length_exceeded"),
         "exceeds_max_cost": (400, "max_cost_exceeded"),
         "no_available_deployment": (503, "no_available_deployment"),
+        "no_allowed_deployment": (503, "no_allowed_deployment"),
     }
 )
 """Refusal reason -> (HTTP status, error code) for the gateway's error reply."""

@@ -6,7 +6,8 @@
 
 Admissions' outcomes and their verdicts are in ``verdicts.py``.
 
-Imports: stdlib and ``model``.
+Records written before a field existed read as its default (``data_class``: none).
+Imports: stdlib, ``model``, ``gateway.cache.settings`` and ``gateway.privacy.settings``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from gateway.accounting.model import (
     VirtualKey,
 )
 from gateway.cache.settings import parse_mode
+from gateway.privacy.settings import parse_data_class
+from policies.model import DataClass
 
 RATE_TTL_S = 120
 DAY_TTL_S = 40 * 86_400
@@ -54,6 +57,7 @@ def team_to_json(team: Team) -> str:
             "limits": _limits_to_dict(team.limits),
             "metadata": dict(team.metadata),
             "created_at": team.created_at,
+            **_data_class_field(team.data_class),
         }
     )
 
@@ -66,6 +70,7 @@ def team_from_json(text: str | bytes) -> Team:
         limits=_limits_from_dict(_object(data.get("limits"), "limits")),
         metadata=_str_map(data.get("metadata")),
         created_at=_float(data, "created_at"),
+        data_class=_data_class(data),
     )
 
 
@@ -87,6 +92,7 @@ def key_to_json(key: VirtualKey) -> str:
             "expires_at": key.expires_at,
             "disabled": key.disabled,
             "created_at": key.created_at,
+            **_data_class_field(key.data_class),
         }
     )
 
@@ -118,7 +124,19 @@ def key_from_json(text: str | bytes) -> VirtualKey:
         expires_at=_optional_float(data, "expires_at"),
         disabled=disabled,
         created_at=_float(data, "created_at"),
+        data_class=_data_class(data),
     )
+
+
+def _data_class_field(value: DataClass | None) -> dict[str, object]:
+    """Written only when set: a record without a class encodes as it did before classes."""
+    return {} if value is None else {"data_class": value}
+
+
+def _data_class(data: Mapping[str, object]) -> DataClass | None:
+    """Records written before data classes existed have none: no floor."""
+    value = data.get("data_class")
+    return None if value is None else parse_data_class(value, "data_class")
 
 
 def _dump(data: dict[str, object]) -> str:

@@ -32,6 +32,7 @@ from gateway.accounting.model import (
     DEFAULT_TEAM,
     PERIODS,
     Admission,
+    AuditRecord,
     GroupBy,
     Period,
     PeriodIds,
@@ -86,8 +87,9 @@ class MemoryStore:
 
     shared = False
 
-    def __init__(self, *, ledger_max_len: int = 1_000_000) -> None:
+    def __init__(self, *, ledger_max_len: int = 1_000_000, audit_max_len: int = 100_000) -> None:
         self.ledger_max_len = ledger_max_len
+        self._audit: deque[AuditRecord] = deque(maxlen=audit_max_len)
         self._teams: dict[str, Team] = {}
         self._keys: dict[str, VirtualKey] = {}
         self._key_ids_by_hash: dict[str, str] = {}
@@ -301,6 +303,22 @@ class MemoryStore:
             if start <= record.ts < end
         ]
         return sorted(found, key=lambda record: record.ts)
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Append to the in-process audit log (capped)."""
+        self._audit.extend(records)
+
+    async def audit(
+        self, since: float, limit: int, team_id: str | None = None
+    ) -> list[AuditRecord]:
+        """Up to ``limit`` audit records since ``since`` (of one team), newest first."""
+        found: list[AuditRecord] = []
+        for record in reversed(self._audit):
+            if len(found) >= limit:
+                break
+            if record.ts >= since and (team_id is None or record.team_id == team_id):
+                found.append(record)
+        return found
 
     async def spent(
         self, team_id: str, key_id: str | None, periods: PeriodIds

@@ -3,7 +3,7 @@
 Money is integer micro-dollars (``micros``) everywhere it is stored or summed, so totals in
 Redis, the ledger and a recomputation from token counts agree to the micro-dollar; ``Decimal``
 dollars exist only where prices multiply tokens (``cost.py``). Times are epoch seconds (UTC).
-Imports: stdlib only.
+Imports: stdlib, ``gateway.cache.settings`` and ``policies.model``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Literal
 
 from gateway.cache.settings import Mode
+from policies.model import DataClass
 
 MICROS_PER_USD = 1_000_000
 KEY_PREFIX = "sk-gw-"
@@ -87,6 +88,8 @@ class Team:
     limits: Limits = Limits()
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_at: float = 0.0
+    data_class: DataClass | None = None
+    """The least strict data class of the team's requests (None: no floor)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,8 @@ class VirtualKey:
     expires_at: float | None = None
     disabled: bool = False
     created_at: float = 0.0
+    data_class: DataClass | None = None
+    """The least strict data class of the key's requests (None: no floor)."""
 
     def allows(self, alias: str) -> bool:
         """Whether this key may call ``alias``."""
@@ -292,3 +297,50 @@ class SpendRow:
     shadow_micros: int = 0
     reference_micros: int = 0
     savings_micros: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One request that privacy pinned, upgraded or refused (never prompt text or a match)."""
+
+    ts: float
+    request_id: str
+    key_id: str
+    team_id: str
+    alias: str
+    data_class: str
+    sources: tuple[str, ...]
+    """What set the class: ``default``, ``team``, ``key``, ``alias``, ``header``,
+    ``detector:NAME``."""
+    outcome: str
+    """``served`` by ``deployment``, ``refused`` (``reason``), or ``failed`` upstream."""
+    deployment: str
+    reason: str
+    """The routing decision's reason (``no_allowed_deployment`` for a privacy refusal)."""
+    status: int
+    waited_ms: float = 0.0
+    """How long the request queued for an allowed deployment."""
+
+    def to_fields(self) -> dict[str, str]:
+        """Flat string fields (a Redis Stream entry)."""
+        fields = {name: _encode(getattr(self, name)) for name in AuditRecord.__dataclass_fields__}
+        fields["sources"] = ",".join(self.sources)
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> AuditRecord:
+        """The inverse of ``to_fields``."""
+        return cls(
+            ts=float(fields["ts"]),
+            request_id=fields["request_id"],
+            key_id=fields["key_id"],
+            team_id=fields["team_id"],
+            alias=fields["alias"],
+            data_class=fields["data_class"],
+            sources=tuple(s for s in fields["sources"].split(",") if s),
+            outcome=fields["outcome"],
+            deployment=fields["deployment"],
+            reason=fields["reason"],
+            status=int(fields["status"]),
+            waited_ms=float(fields.get("waited_ms") or 0.0),
+        )

@@ -62,6 +62,7 @@ from gateway.accounting.model import (
     DEFAULT_TEAM,
     PERIODS,
     Admission,
+    AuditRecord,
     GroupBy,
     Period,
     PeriodIds,
@@ -90,6 +91,7 @@ TEAMS = "gw:teams"
 KEYS = "gw:keys"
 SPEND_TEAMS = "gw:spendteams"
 PAGE = 1000
+AUDIT_KEY = "gw:audit"
 """Commands per pipeline and stream entries per XRANGE page (each its own deadline)."""
 SETTLE_PAGE = 64
 """Settlements per pipeline round trip (each its own deadline: ~0.1 ms of Redis time each)."""
@@ -185,10 +187,12 @@ class RedisStore:
         *,
         timeout_s: float = 0.05,
         ledger_max_len: int = 1_000_000,
+        audit_max_len: int = 100_000,
         max_connections: int = 100,
     ) -> None:
         self.timeout_s = timeout_s
         self.ledger_max_len = ledger_max_len
+        self.audit_max_len = audit_max_len
         # Past max_connections a call waits for a free connection (within its deadline)
         # instead of failing at once. No client-side retries: a retried script could count
         # an admission twice. No socket timeout: every call runs under ``_io``'s deadline
@@ -393,6 +397,33 @@ class RedisStore:
                     break
         return sorted(found, key=lambda record: record.ts)
 
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """XADD each record to ``gw:audit``, trimmed to about ``audit_max_len``, pipelined."""
+        cap = str(self.audit_max_len)
+        commands = [
+            ("XADD", AUDIT_KEY, "MAXLEN", "~", cap, "*", *_flat(record.to_fields()))
+            for record in records
+        ]
+        await self._pipelined(commands)
+
+    async def audit(
+        self, since: float, limit: int, team_id: str | None = None
+    ) -> list[AuditRecord]:
+        """Newest first, a page per round trip, down to the entry ids before ``since`` (ids
+        follow the write, which trails ``ts`` by at most the writer's backlog)."""
+        found: list[AuditRecord] = []
+        before, floor = "+", f"{max(0, int(since * 1000) - 60_000)}-0"
+        while len(found) < limit:
+            page = await self._call("XREVRANGE", AUDIT_KEY, before, floor, "COUNT", str(PAGE))
+            for entry_id, fields in page:
+                record = AuditRecord.from_fields(fields)
+                if record.ts >= since and (team_id is None or record.team_id == team_id):
+                    found.append(record)
+                before = f"({entry_id}"
+            if len(page) < PAGE:
+                break
+        return found[:limit]
+
     async def spent(
         self, team_id: str, key_id: str | None, periods: PeriodIds
     ) -> dict[Period, int]:
@@ -488,6 +519,10 @@ class RedisStore:
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]
 
 
 def _json(value: object) -> str:

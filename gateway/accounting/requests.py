@@ -6,7 +6,7 @@ fields are refused, as in the config file. Money arrives as US dollars (a JSON n
 decimal string), converted once with ``to_micros(Decimal(str(x)))``; it leaves as dollars
 rounded to the micro-dollar next to the exact ``*_micros`` integers. Creating is applying a
 body to an empty record, patching is applying it to the stored one: one set of field rules.
-Imports: stdlib, ``gateway.errors`` and ``model``.
+Imports: stdlib, ``gateway.errors``, ``gateway.privacy.settings`` and ``model``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from gateway.accounting.model import (
 )
 from gateway.cache.settings import Mode, parse_mode
 from gateway.errors import InvalidRequest
+from gateway.privacy.settings import parse_data_class
+from policies.model import DataClass
 
 Body = Mapping[str, object]
 T = TypeVar("T")
@@ -47,7 +49,7 @@ _TEAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """No braces or colons: a team id goes inside Redis hash tags (``gw:{t:TEAM}:...``)."""
 
 _LIMIT_FIELDS = {"budget_usd", "rpm", "tpm", "max_parallel"}
-TEAM_FIELDS = frozenset({"team_id", "metadata", *_LIMIT_FIELDS})
+TEAM_FIELDS = frozenset({"team_id", "metadata", "data_class", *_LIMIT_FIELDS})
 KEY_FIELDS = frozenset(
     {
         "team_id",
@@ -60,6 +62,7 @@ KEY_FIELDS = frozenset(
         "expires_at",
         "expires_in_s",
         "disabled",
+        "data_class",
         *_LIMIT_FIELDS,
     }
 )
@@ -156,7 +159,8 @@ def usd_to_micros(value: object, param: str) -> int:
 def _apply_team(team: Team, body: Body) -> Team:
     limits = _limits(team.limits, body)
     metadata = _metadata(body["metadata"]) if "metadata" in body else team.metadata
-    return replace(team, limits=limits, metadata=metadata)
+    data_class = _data_class(body["data_class"]) if "data_class" in body else team.data_class
+    return replace(team, limits=limits, metadata=metadata, data_class=data_class)
 
 
 def _apply_key(key: VirtualKey, body: Body, now: float) -> VirtualKey:
@@ -173,6 +177,8 @@ def _apply_key(key: VirtualKey, body: Body, now: float) -> VirtualKey:
         changes["cache"] = _cache_mode(body["cache"])
     if "metadata" in body:
         changes["metadata"] = _metadata(body["metadata"])
+    if "data_class" in body:
+        changes["data_class"] = _data_class(body["data_class"])
     if "disabled" in body:
         if not isinstance(body["disabled"], bool):
             raise InvalidRequest(
@@ -297,6 +303,16 @@ def _positive(value: object, param: str) -> float:
     return number
 
 
+def _data_class(value: object) -> DataClass | None:
+    """``public``, ``internal``, ``private``, or null for no floor."""
+    if value is None:
+        return None
+    try:
+        return parse_data_class(value, "data_class")
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="data_class") from None
+
+
 def _cache_mode(value: object) -> Mode | None:
     try:
         return parse_mode(value, "cache")
@@ -355,6 +371,7 @@ def team_json(team: Team, spent: Mapping[Period, int] | None = None) -> dict[str
         "team_id": team.team_id,
         **limits_json(team.limits),
         "metadata": dict(team.metadata),
+        "data_class": team.data_class,
         "created_at": team.created_at,
     }
     if spent is not None:
@@ -376,6 +393,7 @@ def key_json(key: VirtualKey, spent: Mapping[Period, int] | None = None) -> dict
         "slo_ttft_ms": key.slo_ttft_ms,
         "cache": key.cache,
         "metadata": dict(key.metadata),
+        "data_class": key.data_class,
         "expires_at": key.expires_at,
         "disabled": key.disabled,
         "created_at": key.created_at,

@@ -27,6 +27,7 @@ from time import time as _wall
 from typing import Any
 
 from gateway import metrics
+from gateway.accounting.audit import AuditWriter
 from gateway.accounting.cost import Costing
 from gateway.accounting.estimate import estimate_usage
 from gateway.accounting.ledger import LedgerWriter
@@ -98,6 +99,10 @@ class Accounting:
         self.writer = LedgerWriter(
             store, capacity=settings.backlog_max, retry_s=settings.store_retry_s
         )
+        self.auditor = AuditWriter(
+            store, capacity=settings.backlog_max, retry_s=settings.store_retry_s
+        )
+        """The privacy audit log's writer (``audit`` queues a record for it)."""
         self._master = settings.master_key()
         self._principals: dict[str, tuple[Principal, float]] = {}
         self._loading: dict[str, asyncio.Future[tuple[Principal, float]]] = {}
@@ -117,12 +122,16 @@ class Accounting:
                 settings.redis_url,
                 timeout_s=settings.store_timeout_s,
                 ledger_max_len=settings.ledger_max_len,
+                audit_max_len=config.privacy.audit_max_len,
             )
         else:
             from gateway.accounting.memory_store import MemoryStore
 
             # In-process records cost memory, not disk: the embedded ledger keeps fewer.
-            store = MemoryStore(ledger_max_len=min(settings.ledger_max_len, _EMBEDDED_LEDGER))
+            store = MemoryStore(
+                ledger_max_len=min(settings.ledger_max_len, _EMBEDDED_LEDGER),
+                audit_max_len=min(config.privacy.audit_max_len, _EMBEDDED_LEDGER),
+            )
             log.warning(
                 "accounting: no redis_url configured; keys, budgets and spend live in this "
                 "process only (run ONE replica, and they are lost on restart)"
@@ -134,14 +143,16 @@ class Accounting:
         return cls(settings, store, costing)
 
     def start(self) -> None:
-        """Start the ledger writer (inside the running loop)."""
+        """Start the ledger and audit writers (inside the running loop)."""
         self.writer.start()
+        self.auditor.start()
 
     async def aclose(self) -> None:
         """Settle what is queued (bounded), then close the store."""
         if self._estimating:
             await asyncio.wait(self._estimating, timeout=10.0)
         await self.writer.aclose()
+        await self.auditor.aclose()
         await self.store.aclose()
 
     # -- who is calling ---------------------------------------------------------------

@@ -16,7 +16,8 @@ reservation counted, conservatively, while its parallel slot expires.
 Layout in Redis (every key one script touches shares the team's hash tag, so Redis Cluster
 works unchanged): ``gw:{t:TEAM}:...`` holds the team's and its keys' budget counters, rate
 windows, parallel slots, held entries, per-day spend totals and ledger stream; ``gw:key:ID``
-and ``gw:keyhash:SHA`` the key records; ``gw:team:ID`` and ``gw:teams`` the team records.
+and ``gw:keyhash:SHA`` the key records; ``gw:team:ID`` and ``gw:teams`` the team records;
+``gw:audit`` the privacy audit log (a capped stream, one key: each command touches only it).
 Imports: stdlib and ``model``.
 """
 
@@ -27,6 +28,7 @@ from typing import Protocol
 
 from gateway.accounting.model import (
     Admission,
+    AuditRecord,
     GroupBy,
     Period,
     PeriodIds,
@@ -80,6 +82,16 @@ class Store(Protocol):
         self, start: float, end: float, team_id: str | None = None
     ) -> Sequence[SpendRecord]:
         """Ledger records with ``start <= ts < end``, oldest first."""
+        ...
+
+    async def append_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Append privacy audit records to the audit log (capped: the oldest go first)."""
+        ...
+
+    async def audit(
+        self, since: float, limit: int, team_id: str | None = None
+    ) -> list[AuditRecord]:
+        """Up to ``limit`` audit records with ``ts >= since`` (of one team), newest first."""
         ...
 
     async def spent(

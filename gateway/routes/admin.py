@@ -29,6 +29,7 @@ from gateway.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
+from gateway.routes.admin_audit import audit_list
 from gateway.routes.admin_cache import cache_purge, cache_stats
 from gateway.routes.admin_keys import (
     create_key,
@@ -63,6 +64,7 @@ def admin_routes() -> list[Route]:
         Route("/admin/cache/stats", _admin(cache_stats), methods=["GET"]),
         Route("/admin/cache", _admin(cache_purge), methods=["DELETE"]),
         Route("/admin/spend/export", _admin(spend_export), methods=["GET"]),
+        Route("/admin/audit", _admin(audit_list), methods=["GET"]),
         Route("/v1/spend", _guarded(own_spend, master=False), methods=["GET"]),
     ]
 

@@ -2,9 +2,11 @@
 
 Takes the body (and control headers) of a chat completion and answers the plan, the reason,
 the features the policy saw and every candidate with its snapshot and score: the same
-``decide`` call the inference routes make, so what it says is what would happen now. For an
-alias with specialists, ``specialist`` holds the classified topic, the scores, the rules that
-fired, the topic whose deployments decided and whether that was a fallback.
+``decide`` call the inference routes make, so what it says is what would happen now
+(``features.data_class`` and ``data_class_sources`` show the privacy pinning, the
+candidates their ``data_classes``; explain never waits for capacity). For an alias with
+specialists, ``specialist`` holds the classified topic, the scores, the rules that fired, the
+topic whose deployments decided and whether that was a fallback.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ExplainRoute:
             "plan": list(decision.plan),
             "reason": decision.reason,
             "detail": decision.detail,
+            "data_class_sources": list(intake.classification.sources),
             "features": dataclasses.asdict(routing.features),
             "candidates": [
                 {**dataclasses.asdict(c), "score": scores.get(c.name)} for c in routing.candidates

@@ -35,7 +35,9 @@ from gateway.cache.stream import assemble, replay
 from gateway.config import Deployment
 from gateway.dispatch import Dispatcher, OpenStream, Routing
 from gateway.errors import GatewayError, UpstreamFailed
-from gateway.routes.intake import Intake, route, take_request
+from gateway.privacy.audit import audit
+from gateway.privacy.classes import DATA_CLASS_HEADER
+from gateway.routes.intake import Intake, route_waiting, take_request
 from gateway.upstreams.base import Call, Endpoint, StreamBroken, UpstreamRejected, Usage
 from gateway.upstreams.sse import error_event
 from policies.model import Decision
@@ -92,6 +94,7 @@ class _Exchange:
         "billed",
         "cache",
         "call",
+        "decision_reason",
         "deployment",
         "dispatcher",
         "endpoint",
@@ -111,6 +114,7 @@ class _Exchange:
         "streamed",
         "ticket",
         "usage",
+        "waited_s",
     )
 
     def __init__(self, endpoint: Endpoint, scope: Scope, send: Send) -> None:
@@ -140,6 +144,8 @@ class _Exchange:
         self.status = 0
         self.first_event_at: float | None = None
         self.responded = False  # http.response.start has been sent
+        self.decision_reason = "none"  # the routing decision's, once routed
+        self.waited_s = 0.0  # queued for a deployment the request's data class allows
 
     async def read(self, receive: Receive) -> tuple[Intake, Call]:
         """The request, checked, and what the cache has for it (``hit``, or a ``lease``)."""
@@ -184,8 +190,9 @@ class _Exchange:
 
     async def admit(self, intake: Intake, call: Call) -> Routing:
         """Route the request and admit it; its headers are set for the reply."""
-        routing = route(intake, self.dispatcher, self.accounting)
+        routing, self.waited_s = await route_waiting(intake, self.dispatcher, self.accounting)
         decision = routing.decision
+        self.decision_reason = decision.reason
         self.ticket = await self.accounting.admit(
             intake.principal,
             call.request_id,
@@ -201,6 +208,8 @@ class _Exchange:
             (b"x-gateway-policy", decision.policy.encode()),
             (b"x-gateway-route-reason", route_reason(decision)),
         ]
+        if intake.classification.pinned:
+            self.headers.append((DATA_CLASS_HEADER, intake.classification.data_class.encode()))
         return routing
 
     async def serve_hit(self, entry: Entry) -> None:
@@ -301,6 +310,18 @@ class _Exchange:
             metrics.child(metrics.TIME_TO_FIRST_TOKEN, self.alias, self.deployment).observe(ttft)
         if self.cache is not None and self.lease is not None:
             self._offer(self.cache, self.lease)
+        if self.intake is not None:
+            audit(
+                self.accounting,
+                request_id=self.headers[0][1].decode(),
+                principal=self.intake.principal,
+                alias=self.alias,
+                classification=self.intake.classification,
+                reason="cache_hit" if self.hit is not None else self.decision_reason,
+                served_by=self.deployment if self.deployment != "none" else None,
+                status=self.status,
+                waited_s=self.waited_s,
+            )
         ticket, usage = self.ticket, self.usage
         source: Source | None = None
         if self.hit is not None and self.intake is not None:  # free: billed to no deployment

@@ -232,6 +232,7 @@ class FleetStats:
             tpot_s=tpot,
             error_rate=s.errors.value,
             group=dep.group,
+            data_classes=dep.data_classes,
         )
 
     def _load(self, s: DeploymentStats, now: float) -> tuple[WorkerLoad, WorkerSample | None]:

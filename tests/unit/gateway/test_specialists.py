@@ -195,3 +195,16 @@ def test_an_alias_without_specialists_does_not_classify(dispatcher: Dispatcher) 
     assert routing.specialist is None
     assert routing.decision.plan == ("qwen", "coder")
     assert not routing.decision.detail.startswith("specialist=")
+
+
+def test_a_specialist_the_data_class_may_not_reach_counts_as_unavailable() -> None:
+    public_coder = dataclasses.replace(local("coder"), data_classes=("public",))
+    config = dataclasses.replace(CONFIG, deployments={**CONFIG.deployments, "coder": public_coder})
+    roster = Roster(config)
+    made = Dispatcher(config, {}, FleetStats(roster.live.values()), roster)
+    public = made.decide(ask("auto", CODE), 100, ORDERED)
+    private = made.decide(ask("auto", CODE), 100, ORDERED, data_class="private")
+    assert public.decision.plan == ("coder",)
+    assert private.decision.plan == ("qwen",)
+    assert private.specialist is not None and private.specialist.fallback
+    assert "specialist=general (code unavailable)" in private.decision.detail

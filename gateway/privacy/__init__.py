@@ -1,0 +1,1 @@
+"""Data privacy: data classes, their resolution per request, the content detector, audit."""
