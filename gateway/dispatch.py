@@ -8,12 +8,15 @@ timeout, 5xx or 429 before any byte reached the client moves to the next), repor
 call to ``FleetStats`` (in-flight, EWMAs, circuit breaker). The request's whole order lives in
 ``routes/inference.py``: the cache lookup comes before ``decide`` (a hit never reaches it),
 admission after it, and accounting and the cache write once the route knows how the request
-ended. A deployment retired from the roster after the decision is skipped like a full one.
-Imports: ``gateway`` modules and ``policies``.
+ended. A deployment retired from the roster, or held out by an operator (draining,
+disabled), after the decision is skipped like a full one; held ones are never candidates.
+``reconfigure`` serves a reloaded config from the next decision on. Imports: ``gateway``
+modules and ``policies``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -208,6 +211,11 @@ class Dispatcher:
         """The decision's deployments in order; the refusal error when it has none."""
         decision = routing.decision
         if is_refusal(decision):
+            held = self.roster.held_for(routing.features.alias)
+            if held:
+                names = ", ".join(f"{d.name} ({state})" for d, state in held)
+                detail = f"{decision.detail}; held out by an operator: {names}"
+                decision = dataclasses.replace(decision, detail=detail)
             raise refusal_error(decision)
         by_name = {d.name: d for d in routing.deployments}
         return [by_name[name] for name in decision.plan]
@@ -217,6 +225,10 @@ class Dispatcher:
     ) -> Ticket | None:
         if dep.name not in self.roster.live:  # retired since the decision: no new calls
             errors.append(UpstreamError(dep.name, "saturated", "retired from the roster"))
+            return None
+        state = self.roster.state(dep.name)
+        if state != "active":  # held out by an operator since the decision
+            errors.append(UpstreamError(dep.name, "saturated", f"{state} by an operator"))
             return None
         now = _now()
         why = self.fleet.refusal(dep, now)  # no await until started(): one half-open probe
@@ -272,6 +284,18 @@ class Dispatcher:
         deployments = self.roster.deployments_for(alias)
         healthy = sum(1 for d in deployments if not self._circuit_open.get(d.name, False))
         metrics.child(metrics.ALIAS_HEALTHY_DEPLOYMENTS, alias).set(healthy)
+
+    def reconfigure(self, config: Config) -> None:
+        """Decide with ``config``'s aliases and policies from now on (the roster has it
+        already); decisions made before keep their deployments."""
+        prior = self.fleet.settings.output_tokens_prior
+        alpha = self.fleet.settings.alpha
+        known = self._output
+        self._output = {a: known[a] if a in known else Ewma(alpha, prior) for a in config.aliases}
+        self._policies = {}
+        self.config = config
+        for alias in config.aliases:
+            self._export_healthy(alias)
 
     def roster_changed(self, change: Change) -> None:
         """Members came or went: recount each alias's healthy deployments; forget the

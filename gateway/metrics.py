@@ -124,6 +124,33 @@ DISCOVERY_CHANGES = Counter(
     "Members that joined (added) or retired from (removed) a discovery group.",
     ["group", "change"],
 )
+DEPLOYMENT_STATE = Gauge(
+    "gateway_deployment_state",
+    "A deployment's operator state in this replica: 1 for the one it is in (active, draining, "
+    "disabled), 0 for the others.",
+    ["deployment", "state"],
+    multiprocess_mode="mostrecent",
+)
+CONTROL_CHANGES = Counter(
+    "gateway_control_changes",
+    "Operator actions on deployments taken by this replica's admin API (disable, enable, drain).",
+    ["action"],
+)
+CONTROL_STORE_ERRORS = Counter(
+    "gateway_control_store_errors",
+    "Failed reads or watches of the deployment states in Redis (the last known states stayed).",
+)
+CONFIG_RELOADS = Counter(
+    "gateway_config_reloads",
+    "Config file reloads by result: applied, or rejected (invalid, or a change that needs a "
+    "restart; the old config kept serving).",
+    ["result"],
+)
+CONFIG_LAST_RELOAD_SUCCESS = Gauge(
+    "gateway_config_last_reload_success_timestamp_seconds",
+    "When the config in force was loaded (start or the last applied reload), Unix time.",
+    multiprocess_mode="max",
+)
 CLIENT_DISCONNECTS = Counter(
     "gateway_client_disconnects",
     "Requests whose client went away before the answer was complete (upstream aborted).",
@@ -234,6 +261,7 @@ PER_DEPLOYMENT: tuple[Counter | Gauge | Histogram, ...] = (
     ROUTE_DECISIONS,
     CIRCUIT_OPEN,
     DEPLOYMENT_TTFT,
+    DEPLOYMENT_STATE,
     WORKER_SCRAPE_FAILURES,
     SPEND,
     SHADOW_COST,

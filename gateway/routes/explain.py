@@ -1,8 +1,9 @@
 """POST /v1/route/explain: the routing decision for a request, without calling anything.
 
 Takes the body (and control headers) of a chat completion and answers the plan, the reason,
-the features the policy saw and every candidate with its snapshot and score: the same
-``decide`` call the inference routes make, so what it says is what would happen now.
+the features the policy saw, every candidate with its snapshot and score, and the alias's
+deployments an operator holds out (``held``: draining or disabled, never candidates): the
+same ``decide`` call the inference routes make, so what it says is what would happen now.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class ExplainRoute:
             "features": dataclasses.asdict(routing.features),
             "candidates": [
                 {**dataclasses.asdict(c), "score": scores.get(c.name)} for c in routing.candidates
+            ],
+            "held": [
+                {"name": dep.name, "state": state}
+                for dep, state in dispatcher.roster.held_for(routing.features.alias)
             ],
         }
         await send_bytes(send, 200, json.dumps(body).encode(), [])
