@@ -1,12 +1,13 @@
 """create_app(config) -> the ASGI application: routes, error handlers, lifespan.
 
 The lifespan opens the one pooled aiohttp session (and litellm, if a deployment needs it),
-builds the roster, the dispatcher, accounting (its store and ledger writer) and the response
-cache (if configured), resolves every discovery group once (so a group has its members
-before the first request and the first /readyz), hands them to routes as typed state,
+builds the roster, the dispatcher, accounting (its store and ledger writer), the response
+cache (if configured) and the deployments' operator states (``gateway.control``, read once
+before serving), resolves every discovery group once (so a group has its members before the
+first request and the first /readyz), hands them to routes as typed state,
 freezes the start-up heap so full GC passes stop costing p99 (DESIGN.md: ~22 ms spikes cut
-to ~1 ms), runs the worker scraper and the discovery watchers, and closes everything on
-shutdown.
+to ~1 ms), runs the worker scraper, the discovery watchers and the control follower, and
+closes everything on shutdown.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from gateway.accounting.service import Accounting
 from gateway.asgi import Receive, Scope, Send
 from gateway.cache.service import ResponseCache
 from gateway.config import Config, Kind
+from gateway.control.store import control_store
+from gateway.control.sync import Control
 from gateway.discovery.group import watchers
 from gateway.dispatch import Dispatcher
 from gateway.errors import (
@@ -59,6 +62,7 @@ class State(TypedDict):
     readiness: Readiness
     models: ModelCatalog
     metrics_registry: CollectorRegistry
+    control: Control
 
 
 def create_app(config: Config) -> HotPaths:
@@ -85,14 +89,19 @@ def create_app(config: Config) -> HotPaths:
             accounting = Accounting.for_config(config)
             cache = ResponseCache.for_settings(config.cache) if config.cache.enabled else None
             dispatcher = Dispatcher(config, upstreams, fleet, roster)
-            for listener in (fleet, scraper, accounting.costing, dispatcher):
+
+            def busy(name: str) -> bool:
+                return fleet.inflight(name) > 0
+
+            control = Control(roster, control_store(config.accounting.redis_url), busy)
+            for listener in (fleet, scraper, accounting.costing, dispatcher, control):
                 roster.subscribe(listener)
-            groups = watchers(roster, config.server.dns_resolver, lambda d: fleet.inflight(d) > 0)
-            await asyncio.gather(*(group.refresh() for group in groups))
+            groups = watchers(roster, config.server.dns_resolver, busy)
+            await asyncio.gather(control.load(), *(group.refresh() for group in groups))
             gc.collect()
             gc.freeze()
             async with asyncio.TaskGroup() as background:
-                runs = [scraper.run(), *(group.run() for group in groups)]
+                runs = [scraper.run(), control.run(), *(group.run() for group in groups)]
                 tasks = [background.create_task(run) for run in runs]
                 accounting.start()
                 if cache is not None:
@@ -106,10 +115,12 @@ def create_app(config: Config) -> HotPaths:
                         readiness=Readiness(roster),
                         models=ModelCatalog(config),
                         metrics_registry=metrics_registry() or REGISTRY,
+                        control=control,
                     )
                 finally:
                     for task in tasks:
                         task.cancel()
+                    await control.store.aclose()
                     if cache is not None:
                         await cache.aclose()
                     await accounting.aclose()
