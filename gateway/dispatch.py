@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from time import monotonic as _now
 
 from gateway import metrics
-from gateway.config import Config, Deployment, Kind
+from gateway.config import Alias, Config, Deployment, Kind
 from gateway.controls import Controls
 from gateway.errors import (
     GatewayError,
+    ModelNotFound,
     UpstreamFailed,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -108,6 +109,9 @@ class Dispatcher:
         ``budget`` is (left, total) USD of the caller's tightest budget, for the budget policy.
         """
         alias = parsed.model
+        spec = self.config.aliases.get(alias)
+        if spec is None:  # removed by a config reload since the request was read
+            raise ModelNotFound(f"the model '{alias}' was removed by a config reload")
         asked = parsed.parsed.get("max_tokens") or parsed.parsed.get("max_completion_tokens")
         features = RequestFeatures(
             alias=alias,
@@ -124,7 +128,7 @@ class Dispatcher:
             budget_total_usd=None if budget is None else budget[1],
             draw=random.random(),  # the weighted policy's split; policies read no RNG
         )
-        policy = self._policy(alias, controls.policy)
+        policy = self._policy(spec, controls.policy)
         deployments = self.roster.deployments_for(alias)
         candidates = self.fleet.candidates(
             deployments, features, _now(), predict=policy.predicts or explain
@@ -196,15 +200,15 @@ class Dispatcher:
     def _learn_output(self, alias: str, usage: Usage | None) -> None:
         """The alias's typical answer length (the output estimate for requests without
         ``max_tokens``)."""
-        if usage is not None:
-            self._output[alias].update(usage.completion_tokens)
+        output = self._output.get(alias)  # None: the alias was removed by a reload
+        if usage is not None and output is not None:
+            output.update(usage.completion_tokens)
 
-    def _policy(self, alias: str, name: str) -> Policy:
-        policy = self._policies.get((alias, name))
+    def _policy(self, spec: Alias, name: str) -> Policy:
+        policy = self._policies.get((spec.name, name))
         if policy is None:
-            spec = self.config.aliases[alias]
             params = spec.policy_params if name == spec.policy else {}
-            policy = self._policies[(alias, name)] = build_policy(name, params)
+            policy = self._policies[(spec.name, name)] = build_policy(name, params)
         return policy
 
     def plan(self, routing: Routing) -> list[Deployment]:
@@ -286,16 +290,17 @@ class Dispatcher:
         metrics.child(metrics.ALIAS_HEALTHY_DEPLOYMENTS, alias).set(healthy)
 
     def reconfigure(self, config: Config) -> None:
-        """Decide with ``config``'s aliases and policies from now on (the roster has it
-        already); decisions made before keep their deployments."""
+        """Decide with ``config``'s aliases and policies from now on; decisions made before
+        keep their deployments. Call it just before ``Roster.reconfigure``, whose
+        announcement recounts the new aliases' healthy deployments."""
         prior = self.fleet.settings.output_tokens_prior
         alpha = self.fleet.settings.alpha
         known = self._output
         self._output = {a: known[a] if a in known else Ewma(alpha, prior) for a in config.aliases}
         self._policies = {}
+        for alias in self.config.aliases.keys() - config.aliases.keys():
+            metrics.forget_model(alias)
         self.config = config
-        for alias in config.aliases:
-            self._export_healthy(alias)
 
     def roster_changed(self, change: Change) -> None:
         """Members came or went: recount each alias's healthy deployments; forget the

@@ -281,3 +281,12 @@ def forget(deployment: str) -> None:
     # Any label equal to the name: a member's name (with its @) is no other label's value.
     for key in [key for key in _CHILDREN if key[0] in ids and deployment in key[1]]:
         del _CHILDREN[key]
+
+
+def forget_model(model: str) -> None:
+    """Remove the series of a public model (alias) a config reload dropped (not possible in
+    multiprocess mode, as for ``forget``)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    ALIAS_HEALTHY_DEPLOYMENTS.remove_by_labels({"model": model})
+    _CHILDREN.pop((id(ALIAS_HEALTHY_DEPLOYMENTS), (model,)), None)

@@ -147,7 +147,8 @@ class Roster:
 
     def reconfigure(self, config: Config) -> Change:
         """Serve ``config`` (already checked to have the same groups): deployments it drops
-        retire, new ones join, changed ones join again with their new definition."""
+        retire, new ones join, changed ones join again with their new definition. The
+        change is announced even when empty (listeners re-read the aliases)."""
         old = self._static
         new = {n: d for n, d in config.deployments.items() if d.discovery is None}
         joined = tuple(d for n, d in new.items() if old.get(n) != d)
