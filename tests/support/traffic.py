@@ -36,6 +36,10 @@ class Traffic:
         with self._lock:
             return sum(self.served_by.values())
 
+    def reached(self, count: int) -> bool:
+        """Whether ``count`` requests have been answered."""
+        return self.answered >= count
+
     @contextlib.contextmanager
     def flowing(self) -> Iterator[Traffic]:
         """Send until the block ends, then wait for the requests in flight."""
