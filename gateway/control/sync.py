@@ -77,8 +77,10 @@ class Control:
         self.apply(await self.store.read())
 
     def apply(self, wanted: dict[str, State]) -> None:
-        """Make ``wanted`` the states in force in this replica."""
+        """Make ``wanted`` the states in force in this replica (a drain with nothing in
+        flight is disabled at once)."""
         self.roster.set_states(wanted)
+        self.roster.settle(self._busy)
 
     async def load(self) -> None:
         """Read the stored states once (at start); a store that fails is counted and the

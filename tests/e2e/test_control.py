@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from gateway.admin_client import AdminClient, AdminError
+from gateway.admin_client import MASTER_KEY_ENV, AdminClient, AdminError
+from gateway.cli import main
 from loadtests.fleet import Service, metric_sum, scrape, start_emulator, start_gateway
 from tests.support.clients import sync_client
 from tests.support.redis_server import RedisServer
@@ -209,3 +210,20 @@ def test_a_redis_outage_keeps_the_states_and_the_states_are_read_again_after_it(
     assert "control store is unavailable" in refused.value.message
     assert traffic.failures == []
     assert metric_sum(scrape(pair.b.url), "gateway_control_store_errors_total") >= 1
+
+
+def test_the_cli_lists_and_changes_deployments_on_a_replica(
+    pair: Pair, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MASTER_KEY_ENV, MASTER_KEY)
+    assert main(["deployments", "drain", "qwen-local", "--url", pair.a.url]) == 0
+    assert capsys.readouterr().out == "qwen-local: disabled\n"  # idle: disabled at once
+    assert main(["deployments", "list", "--url", pair.b.url]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split() == [
+        "name", "kind", "state", "wanted", "provider", "inflight", "circuit"
+    ]  # fmt: skip
+    assert listing[3].split()[:4] == ["qwen-local", "deployment", "disabled", "draining"]
+    assert main(["deployments", "enable", "qwen-local", "--url", pair.a.url]) == 0
+    assert main(["deployments", "enable", "gpt-9", "--url", pair.a.url]) == 1
+    assert "no deployment, discovery group or member called 'gpt-9'" in capsys.readouterr().err

@@ -88,16 +88,24 @@ def test_disable_takes_it_out_of_plans_and_enable_brings_it_back(gateway: Gatewa
     assert gateway.roster.wanted == {}
 
 
-def test_a_drain_with_nothing_in_flight_is_disabled_at_the_next_tick(gateway: Gateway) -> None:
-    async def drain() -> str:
+def test_a_drain_is_disabled_once_nothing_is_in_flight(gateway: Gateway) -> None:
+    fleet = gateway.dispatcher.fleet
+    ticket = fleet.started("mini", 1.0)
+
+    async def drain() -> list[str]:
         task = asyncio.create_task(gateway.control.run())
         await gateway.control.change("mini", "drain")
-        state = gateway.roster.state("mini")
-        await asyncio.sleep(0.3)
+        states = [gateway.roster.state("mini")]
+        await asyncio.sleep(0.2)
+        states.append(gateway.roster.state("mini"))
+        fleet.finished(ticket, 2.0, ok=True)
+        await asyncio.sleep(0.2)
+        states.append(gateway.roster.state("mini"))
         task.cancel()
-        return f"{state} -> {gateway.roster.state('mini')}"
+        return states
 
-    assert asyncio.run(drain()) == "draining -> disabled"
+    assert asyncio.run(drain()) == ["draining", "draining", "disabled"]
+    assert gateway.post("/admin/deployments/static/drain").json()["data"][0]["state"] == "disabled"
 
 
 def test_enabling_a_member_of_a_disabled_group_stores_its_own_state(gateway: Gateway) -> None:
