@@ -95,7 +95,7 @@ def test_a_drain_is_disabled_once_nothing_is_in_flight(gateway: Gateway) -> None
     async def drain() -> list[str]:
         task = asyncio.create_task(gateway.control.run())
         await gateway.control.change("mini", "drain")
-        states = [gateway.roster.state("mini")]
+        states: list[str] = [gateway.roster.state("mini")]
         await asyncio.sleep(0.2)
         states.append(gateway.roster.state("mini"))
         fleet.finished(ticket, 2.0, ok=True)
