@@ -4,7 +4,9 @@ The states are a hash, ``gw:control:deployments`` (name -> ``draining`` | ``disa
 ``active``; no entry is active), so a replica that starts or reconnects later reads them all,
 and every write also publishes on ``gw:control:changes`` so the others re-read it at once.
 A write is one MULTI (HSET or HDEL, then PUBLISH): a subscriber that is told has the new hash
-to read. The watcher subscribes first and reads the hash second, so no change falls between.
+to read. The watcher subscribes first and reads the hash second, so no change falls between,
+and reads it again after ``RESYNC_S`` without a message (a subscription silently lost, e.g.
+behind a network partition, delays a change by that much at most).
 Every Redis call has a deadline; any failure is ``ControlUnavailable`` (the caller keeps what
 it knew). Without Redis (the embedded store, one replica) the states are a dict here.
 Imports: redis, ``gateway.redis_pool``, ``gateway.roster``.
@@ -13,7 +15,8 @@ Imports: redis, ``gateway.redis_pool``, ``gateway.roster``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
@@ -25,6 +28,7 @@ from gateway.roster import STATES, State
 HASH = "gw:control:deployments"
 CHANNEL = "gw:control:changes"
 TIMEOUT_S = 1.0
+RESYNC_S = 5.0
 
 
 class ControlUnavailable(Exception):
@@ -42,7 +46,7 @@ class ControlStore(Protocol):
         """Store ``state`` for ``name`` (None: remove its entry) and tell every replica."""
         ...
 
-    def watch(self) -> AsyncIterator[dict[str, State]]:
+    def watch(self) -> AsyncGenerator[dict[str, State]]:
         """The states now, then again after every change; ends only by raising."""
         ...
 
@@ -70,7 +74,7 @@ class MemoryControl:
             self._states[name] = state
         self._changed.set()
 
-    async def watch(self) -> AsyncIterator[dict[str, State]]:
+    async def watch(self) -> AsyncGenerator[dict[str, State]]:
         """The states now, then after every write."""
         while True:
             self._changed.clear()
@@ -110,7 +114,7 @@ class RedisControl:
         pipe.publish(CHANNEL, name)
         await self._io(pipe.execute())
 
-    async def watch(self) -> AsyncIterator[dict[str, State]]:
+    async def watch(self) -> AsyncGenerator[dict[str, State]]:
         """Subscribe, then yield the hash now and after every message; a lost connection
         raises ControlUnavailable (the caller subscribes again)."""
         pubsub = self._redis.pubsub()
@@ -119,8 +123,13 @@ class RedisControl:
             while await self._message(pubsub) != "subscribe":
                 pass
             yield await self.read()
+            silent = 0.0
             while True:
-                if await self._message(pubsub) == "message":
+                started = time.monotonic()
+                kind = await self._message(pubsub)
+                silent += time.monotonic() - started
+                if kind == "message" or silent >= RESYNC_S:
+                    silent = 0.0
                     yield await self.read()
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

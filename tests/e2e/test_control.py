@@ -7,9 +7,11 @@ prove who was sent what; B's admin API shows when B applied a change.
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -83,7 +85,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 
         paid = emulator("openai", "paid", EMULATOR_TIME_SCALE)
         local = emulator("vllm", "local", EMULATOR_TIME_SCALE)
-        slow = emulator("vllm", "slow", 0.2)
+        slow = emulator("vllm", "slow", 1.0)  # real time: a 300-token stream takes seconds
         paid_dep = demo_deployment(PAID) | {"base_url": f"{paid.url}/v1"}
         config = {
             "accounting": {"auth": "off", "redis_url": redis.url, "master_key_env": "CTL_KEY"},
@@ -113,6 +115,18 @@ def until(check: Callable[[], bool], timeout_s: float = 10.0) -> float:
     return time.monotonic() - started
 
 
+def explain(replica: Service, model: str) -> dict[str, Any]:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    request = urllib.request.Request(
+        f"{replica.url}/v1/route/explain",
+        data=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        answer: dict[str, Any] = json.load(response)
+    return answer
+
+
 def gauge(replica: Service, deployment: str, state: str) -> float:
     return metric_sum(
         scrape(replica.url),
@@ -134,6 +148,9 @@ def test_disabling_on_one_replica_stops_the_other_within_a_second(pair: Pair) ->
             assert pair.served("paid") == paid
             assert pair.served("local") > local
             assert gauge(pair.b, PAID, "disabled") == 1 and gauge(pair.b, PAID, "active") == 0
+            explained = explain(pair.b, "chat")
+            assert [c["name"] for c in explained["candidates"]] == ["qwen-local"]
+            assert explained["held"] == [{"name": PAID, "state": "disabled"}]
             pair.admin(pair.a).call("POST", f"/admin/deployments/{PAID}/enable")
             delays.append(until(lambda: pair.state(pair.b, PAID) == "active"))
             until(partial(pair.serves, "paid", pair.served("paid") + 10), timeout_s=1.0)
@@ -154,19 +171,23 @@ def test_a_drain_lets_long_streams_finish_then_disables(pair: Pair) -> None:
         with sync_client(pair.b.url) as client:
             messages: Any = [{"role": "user", "content": "Tell a long story."}]
             with client.chat.completions.with_streaming_response.create(
-                model="long", messages=messages, max_tokens=300, stream=True
+                model="long",
+                messages=messages,
+                max_tokens=300,
+                stream=True,
+                extra_body={"ignore_eos": True},  # vLLM's: generate all 300 tokens
             ) as response:
                 lines = [line for line in response.iter_lines() if line]
                 served_by = response.headers["x-gateway-deployment"]
                 results.append(f"{served_by} {lines[-1]}")
 
+    slow = pair.served("slow")
     streams = [threading.Thread(target=stream) for _ in range(4)]
     for thread in streams:
         thread.start()
     until(lambda: pair.row(pair.b, "qwen-slow")["inflight"] == 4)
     pair.admin(pair.a).call("POST", "/admin/deployments/qwen-slow/drain")
     until(lambda: pair.state(pair.b, "qwen-slow") == "draining", timeout_s=1.0)
-    slow = pair.served("slow")
     with sync_client(pair.b.url) as client:  # a new request goes to the other deployment
         raw = client.chat.completions.with_raw_response.create(
             model="long", messages=[{"role": "user", "content": "hi"}], max_tokens=4
