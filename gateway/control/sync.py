@@ -1,8 +1,10 @@
 """One replica following the operators' deployment states, and changing them.
 
 ``Control`` applies the stored states to the roster (``Roster.set_states``) at start and after
-every change the store reports, ends drains (``Roster.settle``) and lets retired deployments
-leave (``Roster.sweep``) on a short tick, and exports ``gateway_deployment_state``. When the
+every change the store reports, ends drains (``Roster.settle``) on a short tick, lets
+deployments a reload retired leave (``Roster.sweep``, every ``SWEEP_S``; with discovery groups
+their watchers sweep, and one sweeper keeps the two idle sweeps apart), and exports
+``gateway_deployment_state``. When the
 store fails, the last known states stay in force, the failure is counted and logged once per
 outage, and the watch starts again (subscribe, re-read) every ``retry_s`` until it answers.
 ``change`` is what the admin API calls: it checks the name, writes the wish to the store and
@@ -13,6 +15,7 @@ Imports: ``gateway.control.store``, ``gateway.metrics``, ``gateway.roster``.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Literal
@@ -52,14 +55,14 @@ class Control:
 
     def kind(self, name: str) -> Kind | None:
         """What ``name`` names: a configured deployment, a group, a member (present or to
-        come: ``group@host:port``), or nothing."""
+        come: ``group@IP:port``, an IPv6 address in brackets), or nothing."""
         roster = self.roster
         if name in roster.groups:
             return "group"
         if name in roster.live:
             return "member" if roster.live[name].group is not None else "deployment"
-        group, at, where = name.partition("@")
-        return "member" if at and where and group in roster.groups else None
+        group, _, where = name.partition("@")
+        return "member" if group in roster.groups and _is_address(where) else None
 
     async def change(self, name: str, action: Action) -> None:
         """Store the wish ``action`` expresses for ``name`` (a known name) and apply it here.
@@ -121,7 +124,7 @@ class Control:
             await asyncio.sleep(TICK_S)
             self.roster.settle(self._busy)
             n += 1
-            if n % ticks == 0:
+            if n % ticks == 0 and not self.roster.groups:  # else the discovery watchers do
                 self.roster.sweep(self._busy)
 
     def roster_changed(self, change: Change) -> None:
@@ -135,3 +138,17 @@ class Control:
             for each in STATES:
                 value = 1.0 if each == state else 0.0
                 metrics.child(metrics.DEPLOYMENT_STATE, dep.name, each).set(value)
+
+
+def _is_address(where: str) -> bool:
+    """Whether ``where`` is ``IP:port`` as discovery names members (``[IPv6]:port``)."""
+    host, _, port = where.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return port.isdigit() and 0 < int(port) < 65536

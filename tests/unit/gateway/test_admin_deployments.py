@@ -125,6 +125,9 @@ def test_an_unknown_name_is_a_404_that_says_where_the_names_are(gateway: Gateway
     assert "'gpt-9'" in found["message"]
     assert "GET /admin/deployments" in found["message"]
     assert error(gateway.post("/admin/deployments/nogroup@1.2.3.4:80/drain"), 404)
+    assert error(gateway.post("/admin/deployments/qwen-7b@nowhere:80/drain"), 404)
+    assert error(gateway.post("/admin/deployments/qwen-7b@fd00::7:80/drain"), 404)
+    assert gateway.post("/admin/deployments/qwen-7b@[fd00::7]:8000/drain").status_code == 200
 
 
 def test_an_unknown_action_is_a_400_and_a_wrong_method_a_405(gateway: Gateway) -> None:
