@@ -1,4 +1,4 @@
-"""``python -m gateway keys|teams|spend|cache|audit``: the admin API, from a shell.
+"""``python -m gateway keys|teams|spend|cache|audit|deployments``: the admin API, from a shell.
 
 Talks HTTP with the standard library only (urllib), to ``--url`` (default: the
 ``TOKEN_GATEWAY_URL`` environment variable, else http://127.0.0.1:8080) with the master key
@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, TextIO
 URL_ENV = "TOKEN_GATEWAY_URL"
 MASTER_KEY_ENV = "TOKEN_GATEWAY_MASTER_KEY"
 DEFAULT_URL = "http://127.0.0.1:8080"
-ADMIN_COMMANDS = frozenset({"keys", "teams", "spend", "cache", "audit"})
+ADMIN_COMMANDS = frozenset({"keys", "teams", "spend", "cache", "audit", "deployments"})
 DATA_CLASSES = ("public", "internal", "private")
 GROUPS = ("team", "key", "alias", "deployment")
 TIMEOUT_S = 30.0
@@ -127,7 +127,7 @@ def _error_message(raw: bytes, status: int) -> str:
 
 
 def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``keys``, ``teams``, ``spend``, ``cache`` and ``audit`` to the CLI's subcommands."""
+    """Add ``keys``, ``teams``, ``spend``, ``cache``, ``audit`` and ``deployments`` to the CLI."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url",
@@ -183,9 +183,19 @@ def add_admin_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     records.add_argument("--since", help="epoch seconds (default: every record kept)")
     records.add_argument("--limit", type=int, default=100, help="at most this many (newest)")
 
+    deployments = _group(sub, "deployments", "operator states: list, disable, enable, drain")
+    _leaf(deployments, "list", "every deployment and its state", common, _list_deployments)
+    for action, summary in (
+        ("disable", "no new requests on any replica"),
+        ("enable", "serve again"),
+        ("drain", "no new requests; disabled once the calls in flight finish"),
+    ):
+        leaf = _leaf(deployments, action, summary, common, _change_deployment)
+        leaf.add_argument("name", help="a deployment, a discovery group or a member group@ip:port")
+
 
 def run_admin_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run a parsed ``keys``/``teams``/``spend``/``cache`` command; returns the exit code."""
+    """Run a parsed admin command (``keys``, ``deployments``, ...); returns the exit code."""
     master_key = os.environ.get(MASTER_KEY_ENV)
     if not master_key:
         print(f"set {MASTER_KEY_ENV} to the gateway's master key", file=sys.stderr)
@@ -383,6 +393,31 @@ def _audit(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
     ]
     headers = ["time", "request", "team", "key", "alias", "class", "set by", "outcome"]
     print(_table([*headers, "deployment", "reason"], rows), file=out)
+
+
+def _list_deployments(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
+    rows = [_deployment_row(d) for d in client.call("GET", "/admin/deployments")["data"]]
+    headers = ["name", "kind", "state", "wanted", "provider", "inflight", "circuit"]
+    print(_table(headers, rows), file=out)
+
+
+def _change_deployment(client: AdminClient, args: argparse.Namespace, out: TextIO) -> None:
+    name = urllib.parse.quote(args.name, safe="")
+    changed = client.call("POST", f"/admin/deployments/{name}/{args.action}")
+    for row in changed["data"]:
+        print(f"{row['name']}: {row['state'] or 'not present here'}", file=out)
+
+
+def _deployment_row(row: Json) -> list[str]:
+    return [
+        str(row["name"]),
+        str(row["kind"]),
+        str(row["state"] or "-"),
+        str(row["wanted"] or "-"),
+        str(row.get("provider", "-")),
+        str(row.get("inflight", "-")),
+        str(row.get("circuit") or "-"),
+    ]
 
 
 def _binary(out: TextIO) -> BinaryIO:

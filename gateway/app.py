@@ -1,18 +1,20 @@
 """create_app(config) -> the ASGI application: routes, error handlers, lifespan.
 
 The lifespan opens the one pooled aiohttp session (and litellm, if a deployment needs it),
-builds the roster, the dispatcher, accounting (its store and ledger writer) and the response
-cache (if configured), resolves every discovery group once (so a group has its members
-before the first request and the first /readyz), hands them to routes as typed state,
+builds the roster, the dispatcher, accounting (its store and ledger writer), the response
+cache (if configured) and the deployments' operator states (``gateway.control``, read once
+before serving), resolves every discovery group once (so a group has its members before the
+first request and the first /readyz), hands them to routes as typed state,
 freezes the start-up heap so full GC passes stop costing p99 (DESIGN.md: ~22 ms spikes cut
-to ~1 ms), runs the worker scraper and the discovery watchers, and closes everything on
-shutdown.
+to ~1 ms), runs the worker scraper, the discovery watchers, the control follower and the
+config reloader (SIGHUP and file polling), and closes everything on shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -27,6 +29,8 @@ from gateway.accounting.service import Accounting
 from gateway.asgi import Receive, Scope, Send
 from gateway.cache.service import ResponseCache
 from gateway.config import Config, Kind
+from gateway.control.store import control_store
+from gateway.control.sync import Control
 from gateway.discovery.group import watchers
 from gateway.dispatch import Dispatcher
 from gateway.errors import (
@@ -36,6 +40,7 @@ from gateway.errors import (
     handle_unexpected,
 )
 from gateway.metrics_registry import metrics_registry
+from gateway.reload import Reloader
 from gateway.roster import Roster
 from gateway.routes.admin import admin_routes
 from gateway.routes.explain import ExplainRoute
@@ -53,16 +58,19 @@ class State(TypedDict):
     """What routes find in ``request.state`` / ``scope["state"]``."""
 
     config: Config
+    """The config at start (a reload swaps ``dispatcher.config``)."""
     dispatcher: Dispatcher
     accounting: Accounting
     cache: ResponseCache | None
     readiness: Readiness
     models: ModelCatalog
     metrics_registry: CollectorRegistry
+    control: Control
 
 
-def create_app(config: Config) -> HotPaths:
-    """The gateway as an ASGI app serving ``config``."""
+def create_app(config: Config, path: str | None = None) -> HotPaths:
+    """The gateway as an ASGI app serving ``config``, reloaded from ``path`` (the file it
+    was loaded from) on SIGHUP and when it changes (``gateway.reload``); None: never."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -85,14 +93,24 @@ def create_app(config: Config) -> HotPaths:
             accounting = Accounting.for_config(config)
             cache = ResponseCache.for_settings(config.cache) if config.cache.enabled else None
             dispatcher = Dispatcher(config, upstreams, fleet, roster)
-            for listener in (fleet, scraper, accounting.costing, dispatcher):
+
+            def busy(name: str) -> bool:
+                return fleet.inflight(name) > 0
+
+            control = Control(roster, control_store(config.accounting.redis_url), busy)
+            for listener in (fleet, scraper, accounting.costing, dispatcher, control):
                 roster.subscribe(listener)
-            groups = watchers(roster, config.server.dns_resolver, lambda d: fleet.inflight(d) > 0)
-            await asyncio.gather(*(group.refresh() for group in groups))
+            groups = watchers(roster, config.server.dns_resolver, busy)
+            await asyncio.gather(control.load(), *(group.refresh() for group in groups))
+            models = ModelCatalog(config)
+            runs = [scraper.run(), control.run(), *(group.run() for group in groups)]
+            if path is not None:
+                reloader = Reloader(path, config, roster, dispatcher, models, upstreams)
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.wake)
+                runs.append(reloader.run())
             gc.collect()
             gc.freeze()
             async with asyncio.TaskGroup() as background:
-                runs = [scraper.run(), *(group.run() for group in groups)]
                 tasks = [background.create_task(run) for run in runs]
                 accounting.start()
                 if cache is not None:
@@ -104,12 +122,16 @@ def create_app(config: Config) -> HotPaths:
                         accounting=accounting,
                         cache=cache,
                         readiness=Readiness(roster),
-                        models=ModelCatalog(config),
+                        models=models,
                         metrics_registry=metrics_registry() or REGISTRY,
+                        control=control,
                     )
                 finally:
                     for task in tasks:
                         task.cancel()
+                    if path is not None:
+                        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+                    await control.store.aclose()
                     if cache is not None:
                         await cache.aclose()
                     await accounting.aclose()

@@ -3,7 +3,9 @@
 ``serve`` validates the config in the parent first (a bad file fails with the path of the
 bad field before anything listens), then runs uvicorn with uvloop and httptools. With
 ``--workers N`` the app is built per worker from ``TOKEN_GATEWAY_CONFIG`` and Prometheus
-multiprocess mode is switched on so /metrics totals cover every worker.
+multiprocess mode is switched on so /metrics totals cover every worker. Each process reloads
+the file when it changes (``gateway.reload``); SIGHUP reloads it in a single process, and
+under ``--workers N`` makes uvicorn's supervisor replace the workers one by one.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def app_from_env() -> HotPaths:
     """uvicorn factory: the app for the config file named in ``TOKEN_GATEWAY_CONFIG``."""
     from gateway.app import create_app
 
-    return create_app(load_config(os.environ[CONFIG_ENV]))
+    path = os.environ[CONFIG_ENV]
+    return create_app(load_config(path), path)
 
 
 def _describe(config: Config, args: argparse.Namespace) -> None:

@@ -139,6 +139,9 @@ class ServerSettings:
     stale_after_s: float = 5.0
     dns_resolver: Nameserver | None = None
     """Where discovery sends DNS queries; None: the system resolver (/etc/resolv.conf)."""
+    config_poll_s: float = 2.0
+    """How often the config file is checked for changes (reloaded when it changed); 0: never
+    (SIGHUP still reloads it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +244,14 @@ def _server(raw: object) -> ServerSettings:
             spec.get("stale_after_s", default.stale_after_s), "server.stale_after_s"
         ),
         dns_resolver=_nameserver(spec.get("dns_resolver"), "server.dns_resolver"),
+        config_poll_s=_seconds_or_off(
+            spec.get("config_poll_s", default.config_poll_s), "server.config_poll_s"
+        ),
     )
+
+
+def _seconds_or_off(value: object, at: str) -> float:
+    return 0.0 if value == 0 and not isinstance(value, bool) else _number(value, at)
 
 
 def _nameserver(value: object, at: str) -> Nameserver | None:

@@ -9,22 +9,26 @@ timeout, 5xx or 429 before any byte reached the client moves to the next), repor
 call to ``FleetStats`` (in-flight, EWMAs, circuit breaker). The request's whole order lives in
 ``routes/inference.py``: the cache lookup comes before ``decide`` (a hit never reaches it),
 admission after it, and accounting and the cache write once the route knows how the request
-ended. A deployment retired from the roster after the decision is skipped like a full one.
-Imports: ``gateway`` modules and ``policies``.
+ended. A deployment retired from the roster, or held out by an operator (draining,
+disabled), after the decision is skipped like a full one; held ones are never candidates.
+``reconfigure`` serves a reloaded config from the next decision on. Imports: ``gateway``
+modules and ``policies``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from time import monotonic as _now
 
 from gateway import metrics
-from gateway.config import Config, Deployment, Kind
+from gateway.config import Alias, Config, Deployment, Kind
 from gateway.controls import Controls
 from gateway.errors import (
     GatewayError,
+    ModelNotFound,
     UpstreamFailed,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -115,6 +119,9 @@ class Dispatcher:
         only deployments accepting ``data_class`` are in the plan (``policies.privacy``).
         """
         alias = parsed.model
+        spec = self.config.aliases.get(alias)
+        if spec is None:  # removed by a config reload since the request was read
+            raise ModelNotFound(f"the model '{alias}' was removed by a config reload")
         asked = parsed.parsed.get("max_tokens") or parsed.parsed.get("max_completion_tokens")
         features = RequestFeatures(
             alias=alias,
@@ -132,12 +139,12 @@ class Dispatcher:
             draw=random.random(),  # the weighted policy's split; policies read no RNG
             data_class=data_class,
         )
-        policy = self._policy(alias, controls.policy)
+        policy = self._policy(spec, controls.policy)
         predict = policy.predicts or explain
         deployments = self.roster.deployments_for(alias)
         candidates: list[Candidate] | None = None
         special = None
-        classifier = self.config.aliases[alias].classifier
+        classifier = spec.classifier
         if classifier is not None:
             special, pool, pooled = self._specialist(alias, classifier, parsed, features, predict)
             if special.topic != "general":
@@ -234,21 +241,26 @@ class Dispatcher:
     def _learn_output(self, alias: str, usage: Usage | None) -> None:
         """The alias's typical answer length (the output estimate for requests without
         ``max_tokens``)."""
-        if usage is not None:
-            self._output[alias].update(usage.completion_tokens)
+        output = self._output.get(alias)  # None: the alias was removed by a reload
+        if usage is not None and output is not None:
+            output.update(usage.completion_tokens)
 
-    def _policy(self, alias: str, name: str) -> Policy:
-        policy = self._policies.get((alias, name))
+    def _policy(self, spec: Alias, name: str) -> Policy:
+        policy = self._policies.get((spec.name, name))
         if policy is None:
-            spec = self.config.aliases[alias]
             params = spec.policy_params if name == spec.policy else {}
-            policy = self._policies[(alias, name)] = Pinned(build_policy(name, params))
+            policy = self._policies[(spec.name, name)] = Pinned(build_policy(name, params))
         return policy
 
     def plan(self, routing: Routing) -> list[Deployment]:
         """The decision's deployments in order; the refusal error when it has none."""
         decision = routing.decision
         if is_refusal(decision):
+            held = self.roster.held_for(routing.features.alias)
+            if held:
+                names = ", ".join(f"{d.name} ({state})" for d, state in held)
+                detail = f"{decision.detail}; held out by an operator: {names}"
+                decision = dataclasses.replace(decision, detail=detail)
             raise refusal_error(decision)
         by_name = {d.name: d for d in routing.deployments}
         return [by_name[name] for name in decision.plan]
@@ -258,6 +270,10 @@ class Dispatcher:
     ) -> Ticket | None:
         if dep.name not in self.roster.live:  # retired since the decision: no new calls
             errors.append(UpstreamError(dep.name, "saturated", "retired from the roster"))
+            return None
+        state = self.roster.state(dep.name)
+        if state != "active":  # held out by an operator since the decision
+            errors.append(UpstreamError(dep.name, "saturated", f"{state} by an operator"))
             return None
         now = _now()
         why = self.fleet.refusal(dep, now)  # no await until started(): one half-open probe
@@ -315,6 +331,19 @@ class Dispatcher:
         deployments = self.roster.deployments_for(alias)
         healthy = sum(1 for d in deployments if not self._circuit_open.get(d.name, False))
         metrics.child(metrics.ALIAS_HEALTHY_DEPLOYMENTS, alias).set(healthy)
+
+    def reconfigure(self, config: Config) -> None:
+        """Decide with ``config``'s aliases and policies from now on; decisions made before
+        keep their deployments. Call it just before ``Roster.reconfigure``, whose
+        announcement recounts the new aliases' healthy deployments."""
+        prior = self.fleet.settings.output_tokens_prior
+        alpha = self.fleet.settings.alpha
+        known = self._output
+        self._output = {a: known[a] if a in known else Ewma(alpha, prior) for a in config.aliases}
+        self._policies = {}
+        for alias in self.config.aliases.keys() - config.aliases.keys():
+            metrics.forget_model(alias)
+        self.config = config
 
     def roster_changed(self, change: Change) -> None:
         """Members came or went: recount each alias's healthy deployments; forget the

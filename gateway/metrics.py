@@ -141,6 +141,33 @@ PRIVACY_UPGRADES = Counter(
     "Requests the content detector upgraded to private, by detector (never what matched).",
     ["detector"],
 )
+DEPLOYMENT_STATE = Gauge(
+    "gateway_deployment_state",
+    "A deployment's operator state in this replica: 1 for the one it is in (active, draining, "
+    "disabled), 0 for the others.",
+    ["deployment", "state"],
+    multiprocess_mode="mostrecent",
+)
+CONTROL_CHANGES = Counter(
+    "gateway_control_changes",
+    "Operator actions on deployments taken by this replica's admin API (disable, enable, drain).",
+    ["action"],
+)
+CONTROL_STORE_ERRORS = Counter(
+    "gateway_control_store_errors",
+    "Failed reads or watches of the deployment states in Redis (the last known states stayed).",
+)
+CONFIG_RELOADS = Counter(
+    "gateway_config_reloads",
+    "Config file reloads by result: applied, or rejected (invalid, or a change that needs a "
+    "restart; the old config kept serving).",
+    ["result"],
+)
+CONFIG_LAST_RELOAD_SUCCESS = Gauge(
+    "gateway_config_last_reload_success_timestamp_seconds",
+    "When the config in force was loaded (start or the last applied reload), Unix time.",
+    multiprocess_mode="max",
+)
 CLIENT_DISCONNECTS = Counter(
     "gateway_client_disconnects",
     "Requests whose client went away before the answer was complete (upstream aborted).",
@@ -251,6 +278,7 @@ PER_DEPLOYMENT: tuple[Counter | Gauge | Histogram, ...] = (
     ROUTE_DECISIONS,
     CIRCUIT_OPEN,
     DEPLOYMENT_TTFT,
+    DEPLOYMENT_STATE,
     WORKER_SCRAPE_FAILURES,
     SPEND,
     SHADOW_COST,
@@ -270,3 +298,12 @@ def forget(deployment: str) -> None:
     # Any label equal to the name: a member's name (with its @) is no other label's value.
     for key in [key for key in _CHILDREN if key[0] in ids and deployment in key[1]]:
         del _CHILDREN[key]
+
+
+def forget_model(model: str) -> None:
+    """Remove the series of a public model (alias) a config reload dropped (not possible in
+    multiprocess mode, as for ``forget``)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    ALIAS_HEALTHY_DEPLOYMENTS.remove_by_labels({"model": model})
+    _CHILDREN.pop((id(ALIAS_HEALTHY_DEPLOYMENTS), (model,)), None)

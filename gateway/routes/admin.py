@@ -2,8 +2,9 @@
 
 This module holds the route table, the guard every endpoint goes through and the team
 endpoints; ``admin_keys.py`` holds the virtual keys, ``admin_spend.py`` spend reports and the
-ledger export, ``admin_cache.py`` the response cache's stats and purge. The guard checks the
-caller before anything is read (401 without the master key, 403 for a valid virtual key),
+ledger export, ``admin_cache.py`` the response cache's stats and purge,
+``admin_deployments.py`` the deployments' operator states. The guard checks the caller
+before anything is read (401 without the master key, 403 for a valid virtual key),
 reads a bounded JSON body and turns a store outage into 503, so every failure is an OpenAI
 error envelope with the right status, never a 500. Imports: ``gateway``.
 """
@@ -31,6 +32,7 @@ from gateway.errors import (
 )
 from gateway.routes.admin_audit import audit_list
 from gateway.routes.admin_cache import cache_purge, cache_stats
+from gateway.routes.admin_deployments import change_deployment, list_deployments
 from gateway.routes.admin_keys import (
     create_key,
     delete_key,
@@ -65,6 +67,12 @@ def admin_routes() -> list[Route]:
         Route("/admin/cache", _admin(cache_purge), methods=["DELETE"]),
         Route("/admin/spend/export", _admin(spend_export), methods=["GET"]),
         Route("/admin/audit", _admin(audit_list), methods=["GET"]),
+        Route("/admin/deployments", _admin(list_deployments), methods=["GET"]),
+        Route(
+            "/admin/deployments/{name:path}/{action}",
+            _admin(change_deployment),
+            methods=["POST"],
+        ),
         Route("/v1/spend", _guarded(own_spend, master=False), methods=["GET"]),
     ]
 

@@ -1,8 +1,9 @@
 """POST /v1/route/explain: the routing decision for a request, without calling anything.
 
 Takes the body (and control headers) of a chat completion and answers the plan, the reason,
-the features the policy saw and every candidate with its snapshot and score: the same
-``decide`` call the inference routes make, so what it says is what would happen now
+the features the policy saw, every candidate with its snapshot and score, and the alias's
+deployments an operator holds out (``held``: draining or disabled, never candidates): the
+same ``decide`` call the inference routes make, so what it says is what would happen now
 (``features.data_class`` and ``data_class_sources`` show the privacy pinning, the
 candidates their ``data_classes``; explain never waits for capacity). For an alias with
 specialists, ``specialist`` holds the classified topic, the scores, the rules that fired, the
@@ -43,6 +44,10 @@ class ExplainRoute:
             "features": dataclasses.asdict(routing.features),
             "candidates": [
                 {**dataclasses.asdict(c), "score": scores.get(c.name)} for c in routing.candidates
+            ],
+            "held": [
+                {"name": dep.name, "state": state}
+                for dep, state in dispatcher.roster.held_for(routing.features.alias)
             ],
         }
         special = routing.specialist

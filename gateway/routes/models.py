@@ -12,12 +12,19 @@ from gateway.errors import ModelNotFound
 
 
 class ModelCatalog:
-    """The model objects, built once per config (they never change while it is loaded)."""
+    """The model objects, built once per config (a reload builds them again: ``update``)."""
 
     def __init__(self, config: Config) -> None:
+        self.models: dict[str, dict[str, object]] = {}
+        self.update(config)
+
+    def update(self, config: Config) -> None:
+        """The aliases of ``config`` (one already listed keeps its ``created``)."""
         created = int(time.time())
+        old = self.models
         self.models = {
-            name: {"id": name, "object": "model", "created": created, "owned_by": "token-gateway"}
+            name: old.get(name)
+            or {"id": name, "object": "model", "created": created, "owned_by": "token-gateway"}
             for name in config.aliases
         }
         self.listing = JSONResponse({"object": "list", "data": list(self.models.values())})

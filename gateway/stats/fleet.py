@@ -22,7 +22,7 @@ from gateway.stats.deployment import DeploymentStats, StatsSettings, Ticket
 from gateway.stats.worker_scraper import WorkerSample
 from policies.model import Candidate, CircuitState, RequestFeatures
 from policies.predict import Correction, WorkerLoad, corrected, predict_ttft_s
-from policies.worker_latency import PROFILES, decode_step_s
+from policies.worker_latency import PROFILES, GpuProfile, decode_step_s
 
 NEUTRAL_KINDS = frozenset({"aborted", "saturated", "rejected"})
 """Failure kinds that say nothing about the deployment's health (the client left, the
@@ -69,20 +69,24 @@ class FleetStats:
             self._add(dep)
 
     def roster_changed(self, change: Change) -> None:
-        """Joined deployments start with fresh stats (one still known keeps its own); those
-        that left are forgotten. A retired one keeps its stats while its calls finish."""
+        """Joined deployments start with fresh stats (one still known keeps its own, unless a
+        reload changed its latency model: local or not, GPU kind); those that left are
+        forgotten. A retired one keeps its stats while its calls finish."""
         for dep in change.joined:
-            if dep.name not in self._stats:
+            known = self._stats.get(dep.name)
+            if known is None or known.profile != self._profile(dep):
                 self._add(dep)
         for dep in change.left:
             del self._stats[dep.name]
 
-    def _add(self, dep: Deployment) -> None:
+    def _profile(self, dep: Deployment) -> GpuProfile | None:
         gpu = self._gpus.get(dep.name) or dep.gpu or "h100"
         if dep.local and gpu not in PROFILES:
             raise ValueError(f"{dep.name}: unknown GPU {gpu!r} (known: {sorted(PROFILES)})")
-        profile = PROFILES[gpu] if dep.local else None
-        self._stats[dep.name] = DeploymentStats(dep, profile, self.settings)
+        return PROFILES[gpu] if dep.local else None
+
+    def _add(self, dep: Deployment) -> None:
+        self._stats[dep.name] = DeploymentStats(dep, self._profile(dep), self.settings)
 
     def __getitem__(self, name: str) -> DeploymentStats:
         """The stats of one deployment (for metrics export and tests)."""

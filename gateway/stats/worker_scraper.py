@@ -109,12 +109,16 @@ class WorkerScraper:
         self.failures_by_deployment: dict[str, int] = dict.fromkeys(self._targets, 0)
 
     def roster_changed(self, change: Change) -> None:
-        """Scrape joined local deployments from the next round on; stop scraping retired ones
-        (a pod leaving DNS is going away) and forget what was known of those that left."""
+        """Scrape joined local deployments from the next round on (at their new URL when a
+        reload changed it; not at all when it made them paid); stop scraping retired ones (a
+        pod leaving DNS is going away) and forget what was known of those that left."""
         for dep in change.joined:
             if dep.local and dep.base_url:
                 self._targets[dep.name] = (metrics_url(dep.base_url), dep.model)
                 self.failures_by_deployment.setdefault(dep.name, 0)
+            else:
+                self._targets.pop(dep.name, None)
+                self._samples.pop(dep.name, None)
         for dep in change.retired:
             self._targets.pop(dep.name, None)
             self._samples.pop(dep.name, None)

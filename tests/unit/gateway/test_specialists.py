@@ -208,3 +208,11 @@ def test_a_specialist_the_data_class_may_not_reach_counts_as_unavailable() -> No
     assert private.decision.plan == ("qwen",)
     assert private.specialist is not None and private.specialist.fallback
     assert "specialist=general (code unavailable)" in private.decision.detail
+
+
+def test_a_held_specialist_is_not_among_the_specialists_and_returns_when_enabled() -> None:
+    roster = Roster(CONFIG)
+    roster.set_states({"coder": "disabled"})
+    assert roster.specialists_for("auto", "code") == ()
+    roster.set_states({})
+    assert [d.name for d in roster.specialists_for("auto", "code")] == ["coder"]

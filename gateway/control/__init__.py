@@ -1,0 +1,1 @@
+"""Runtime control of deployments: operators disable, enable and drain them on every replica."""
