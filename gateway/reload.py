@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 
 LIVE_SERVER_KEYS = frozenset({"max_body_bytes"})
 """``server`` settings a reload changes; every other one needs a restart."""
-RESTART_ONLY = ("server", "accounting", "cache")
-"""Sections whose settings (but ``LIVE_SERVER_KEYS``) are read once, at start."""
+RESTART_ONLY = ("server", "accounting", "cache", "privacy")
+"""Sections whose settings (but ``LIVE_SERVER_KEYS``) are read once, at start (privacy: by
+the dispatcher's gate and the audit log's cap)."""
 
 
 def needs_restart(old: Config, new: Config, kinds: Iterable[str]) -> list[str]:

@@ -45,8 +45,10 @@ def test_settings_read_at_start_are_named_as_needing_a_restart(tmp_path: Path) -
         server={"config_poll_s": 0.05, "max_body_bytes": 1000, "cooldown_s": 9},
         accounting={"auth": "off", "redis_url": "redis://127.0.0.1:1/0"},
         cache={"ttl_s": 60},
+        privacy={"default_class": "internal"},
     )
     found = needs_restart(old, load_config(write_config(tmp_path / "new.yaml", new)), ["openai"])
+    assert "privacy.default_class" in found
     assert "server.cooldown_s" in found
     assert "server.max_body_bytes" not in found  # a reload applies it
     assert "accounting.redis_url" in found
