@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from loadtests.processes import free_port, running_process
 from tests.support.clients import sync_client
 from tests.support.dns_server import DnsServer
 from tests.support.services import EMULATOR_TIME_SCALE, demo_deployment, write_config
+from tests.support.traffic import Traffic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -123,59 +123,6 @@ def start_pod(
     )
 
 
-@dataclass
-class Traffic:
-    """Clients sending chat completions (streamed and not) back to back until stopped."""
-
-    url: str
-    clients: int = 6
-    failures: list[str] = field(default_factory=list)
-    served_by: dict[str, int] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @contextlib.contextmanager
-    def flowing(self) -> Iterator[Traffic]:
-        threads = [threading.Thread(target=self._send, args=(i,)) for i in range(self.clients)]
-        for thread in threads:
-            thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            for thread in threads:
-                thread.join(timeout=30)
-
-    def _send(self, index: int) -> None:
-        with sync_client(self.url) as client:
-            n = 0
-            while not self._stop.is_set():
-                n += 1
-                try:
-                    deployment = self._one(client, stream=(index + n) % 2 == 0)
-                except openai.OpenAIError as exc:
-                    with self._lock:
-                        self.failures.append(repr(exc))
-                    continue
-                with self._lock:
-                    self.served_by[deployment] = self.served_by.get(deployment, 0) + 1
-
-    def _one(self, client: openai.OpenAI, *, stream: bool) -> str:
-        messages: Any = [{"role": "user", "content": "Say hi."}]
-        if not stream:
-            raw = client.chat.completions.with_raw_response.create(
-                model="qwen", messages=messages, max_tokens=8
-            )
-            raw.parse()
-            return raw.headers["x-gateway-deployment"]
-        with client.chat.completions.with_streaming_response.create(
-            model="qwen", messages=messages, max_tokens=8, stream=True
-        ) as response:
-            for _ in response.iter_lines():
-                pass
-            return response.headers["x-gateway-deployment"]
-
-
 def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -210,7 +157,7 @@ def test_pods_join_and_leave_with_dns_while_traffic_flows_without_a_failure(
     fleet: Fleet,
 ) -> None:
     first, second, third = PODS
-    with Traffic(fleet.gateway.url).flowing() as traffic:
+    with Traffic(fleet.gateway.url, "qwen", clients=6).flowing() as traffic:
         assert eventually(lambda: fleet.served(first) >= 20)
         assert fleet.served(second) == fleet.served(third) == fleet.served("paid") == 0
 
