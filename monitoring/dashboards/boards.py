@@ -1,5 +1,6 @@
-"""The three dashboards: Overview (traffic, latency, tokens, dollars, cache), Fleet (each local
-Qwen worker's own metrics next to the gateway's view of it) and Budgets (teams' budgets, spend,
+"""The three dashboards: Overview (traffic, latency, tokens, dollars, cache, data classes,
+specialists), Fleet (each local Qwen worker's own metrics next to the gateway's view of it;
+operator states, config reloads, discovery) and Budgets (teams' budgets, spend,
 refusals; the accounting store, ledger and cache). One function per dashboard, one call per
 panel. Imports: the standard library and the sibling modules.
 """
@@ -75,6 +76,27 @@ NOTES = {
     "Route decisions/s by deployment": "The primary deployment of each plan.",
     "Shadow cost $/hour by deployment": "GPU cost of the tokens local workers served, at "
     "measured throughput (not billed).",
+    "Data-class decisions/s by reason": "pinned = a class stricter than public kept the request "
+    "on the deployments allowed it; upgraded = the content detector made it private; queued = "
+    "it waited for an allowed deployment; refused = 503 no_allowed_deployment; "
+    "header_rejected = 400 for its x-gateway-data-class header; audit_dropped = an audit "
+    "record lost to a full backlog.",
+    "Detector upgrades/s by detector": "Requests the content detector made private, by the "
+    "detector that matched (never what matched).",
+    "Specialist routes/s by topic": "Requests to aliases with specialists, by the topic whose "
+    "deployments decided them (a specialist with none available counts as general).",
+    "Operator state": "The state an operator set through the admin API, as the replicas apply "
+    "it: draining = no new calls, then disabled once its calls end; disabled = no calls.",
+    "Config in force since": "When each replica loaded the config it serves (start or the last "
+    "applied reload).",
+    "Config reloads in the last hour by result": "rejected = the file was invalid or needs a "
+    "restart: the old config keeps serving.",
+    "Discovered pods per group": "Members of each discovery group at its last good DNS answer "
+    "(the most any replica has).",
+    "Discovery errors and changes/s by group": "errors = failed DNS resolutions (members kept); "
+    "added, removed = pods that joined or left.",
+    "Control actions and store errors/s": "Admin disable, enable and drain taken by the "
+    "replicas; store errors = failed reads of the states in Redis (the last ones stay).",
     "Budget used": "The most used of each team's budgets (day, month or total) at its latest "
     "admission; at 100% its requests are refused.",
     "Budget remaining": "Each team's tightest budget left (day, month or total) after its "
@@ -99,7 +121,8 @@ BUDGET_STEPS = ((None, "green"), (0.8, "orange"), (1.0, "red"))
 
 
 def overview() -> dict[str, Any]:
-    """Traffic, errors, latency, tokens, money, cache and routing at a glance."""
+    """Traffic, errors, latency, tokens, money, cache, routing, data classes and specialists
+    at a glance."""
     req, tok, spend = "gateway_requests_total", "gateway_tokens_total", "gateway_spend_usd_total"
     savings, cache = "gateway_savings_usd_total", "gateway_cache_requests_total"
     dur, ttft = "gateway_request_duration_seconds", "gateway_time_to_first_token_seconds"
@@ -176,11 +199,32 @@ def overview() -> dict[str, Any]:
             rate_sum("gateway_route_decisions_total", by="reason"),
             stack=True,
         ),
+        row("Data classes and specialists"),
+        timeseries(
+            "Data-class decisions/s by reason",
+            "reqps",
+            or_zero(rate_sum("gateway_privacy_decisions_total", by="reason")),
+            w=8,
+        ),
+        timeseries(
+            "Detector upgrades/s by detector",
+            "reqps",
+            or_zero(rate_sum("gateway_privacy_upgrades_total", by="detector")),
+            w=8,
+        ),
+        timeseries(
+            "Specialist routes/s by topic",
+            "reqps",
+            rate_sum("gateway_specialist_routes_total", by="topic"),
+            w=8,
+            stack=True,
+        ),
     ]
     return dashboard(
         "tg-overview",
         "token-gateway / Overview",
-        "Requests, errors, latency, tokens, spend and savings, cache and routing.",
+        "Requests, errors, latency, tokens, spend and savings, cache and routing, data classes "
+        "and specialists.",
         panels,
         NOTES,
     )
@@ -188,10 +232,13 @@ def overview() -> dict[str, Any]:
 
 def fleet() -> dict[str, Any]:
     """The local Qwen workers as vLLM reports them, beside the gateway's view of every
-    deployment."""
+    deployment; operator states, config reloads and discovery groups."""
     d = "deployment"
     up = {"0": ("down", "red"), "1": ("up", "green")}
     closed = {"0": ("closed", "green"), "1": ("open", "red")}
+    held = {"0": ("active", "green"), "1": ("draining", "orange"), "2": ("disabled", "red")}
+    loaded = "gateway_config_last_reload_success_timestamp_seconds"
+    state, draining, disabled = "gateway_deployment_state", 'state="draining"', 'state="disabled"'
     panels = [
         row("Local workers (vLLM)"),
         stat(
@@ -302,11 +349,61 @@ def fleet() -> dict[str, Any]:
             per_hour(rate_sum("gateway_shadow_cost_usd_total", by=d)),
             stack=True,
         ),
+        row("Operator control, config and discovery"),
+        stat(
+            "Operator state",
+            "none",
+            f"{current('max', state, draining, by=d)}"
+            f" + 2 * {current('max', state, disabled, by=d)}",
+            w=12,
+            h=6,
+            mappings=held,
+        ),
+        stat(
+            "Config in force since",
+            "dateTimeFromNow",
+            f"{current('max', loaded, by='instance')} * 1000",
+            w=6,
+            h=6,
+        ),
+        stat(
+            "Config reloads in the last hour by result",
+            "short",
+            or_zero(increase_sum("gateway_config_reloads_total", by="result")),
+            w=6,
+            h=6,
+        ),
+        timeseries(
+            "Discovered pods per group",
+            "short",
+            current("max", "gateway_discovery_members", by="group"),
+            w=8,
+        ),
+        timeseries(
+            "Discovery errors and changes/s by group",
+            "ops",
+            Target(
+                or_zero(rate_sum("gateway_discovery_errors_total", by="group")), "{{group}} errors"
+            ),
+            Target(
+                or_zero(rate_sum("gateway_discovery_changes_total", by="group, change")),
+                "{{group}} {{change}}",
+            ),
+            w=8,
+        ),
+        timeseries(
+            "Control actions and store errors/s",
+            "ops",
+            Target(or_zero(rate_sum("gateway_control_changes_total", by="action")), "{{action}}"),
+            Target(rate_sum("gateway_control_store_errors_total"), "store errors"),
+            w=8,
+        ),
     ]
     return dashboard(
         "tg-fleet",
         "token-gateway / Fleet",
-        "Local vLLM workers (job qwen-workers) and the gateway's view of every deployment.",
+        "Local vLLM workers (job qwen-workers) and the gateway's view of every deployment; "
+        "operator states, config reloads and discovery.",
         panels,
         NOTES,
     )

@@ -33,6 +33,8 @@ FILTERS: dict[str, tuple[str, ...]] = {
     "gateway_deployment_ttft_seconds": (DEPLOYMENT,),
     "gateway_alias_healthy_deployments": (MODEL,),
     "gateway_worker_scrape_failures_total": (DEPLOYMENT,),
+    "gateway_deployment_state": (DEPLOYMENT,),
+    "gateway_specialist_routes_total": (MODEL,),
     "gateway_spend_usd_total": (MODEL, DEPLOYMENT, TEAM),
     "gateway_savings_usd_total": (MODEL, TEAM),
     "gateway_shadow_cost_usd_total": (DEPLOYMENT,),

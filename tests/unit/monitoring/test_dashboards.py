@@ -55,6 +55,17 @@ METRICS: dict[str, set[str]] = {
     "gateway_cache_writes_total": {"outcome"},
     "gateway_cache_errors_total": {"operation"},
     "gateway_cache_corrupt_entries_total": set(),
+    "gateway_privacy_decisions_total": {"reason"},
+    "gateway_privacy_upgrades_total": {"detector"},
+    "gateway_specialist_routes_total": {"model", "topic"},
+    "gateway_deployment_state": {"deployment", "state"},
+    "gateway_control_changes_total": {"action"},
+    "gateway_control_store_errors_total": set(),
+    "gateway_config_reloads_total": {"result"},
+    "gateway_config_last_reload_success_timestamp_seconds": set(),
+    "gateway_discovery_members": {"group"},
+    "gateway_discovery_errors_total": {"group"},
+    "gateway_discovery_changes_total": {"group", "change"},
     "vllm:num_requests_running": VLLM,
     "vllm:num_requests_waiting": VLLM,
     "vllm:kv_cache_usage_perc": VLLM,
@@ -89,7 +100,7 @@ FUNCTIONS = {
     *("clamp_min", "clamp_max", "label_replace", "max_over_time", "avg_over_time"),
 }
 KEYWORDS = {"and", "or", "unless", "bool"}
-UNITS = {"reqps", "ops", "s", "short", "none", "percentunit", "currencyUSD"}
+UNITS = {"reqps", "ops", "s", "short", "none", "percentunit", "currencyUSD", "dateTimeFromNow"}
 WINDOWS = {"$__rate_interval", "5m", "1h", "1d"}
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
