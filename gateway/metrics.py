@@ -163,6 +163,12 @@ CONFIG_RELOADS = Counter(
     "restart; the old config kept serving).",
     ["result"],
 )
+CONFIG_LAST_RELOAD_SUCCESSFUL = Gauge(
+    "gateway_config_last_reload_successful",
+    "1 when the config file's latest content serves (start or the last reload applied it), 0 "
+    "when its last reload was rejected and an older config serves.",
+    multiprocess_mode="min",
+)
 CONFIG_LAST_RELOAD_SUCCESS = Gauge(
     "gateway_config_last_reload_success_timestamp_seconds",
     "When the config in force was loaded (start or the last applied reload), Unix time.",

@@ -81,7 +81,10 @@ class Reloader:
         self._seen = self._stat()
         self._digest = self._hash()
         self._wake = asyncio.Event()
+        for result in ("applied", "rejected"):  # at 0 from the start: increase() sees the 1st
+            metrics.child(metrics.CONFIG_RELOADS, result)
         metrics.CONFIG_LAST_RELOAD_SUCCESS.set(time.time())
+        metrics.CONFIG_LAST_RELOAD_SUCCESSFUL.set(1)
 
     def wake(self) -> None:
         """Reload now (the SIGHUP handler)."""
@@ -157,9 +160,11 @@ class Reloader:
         self.config = new
         metrics.child(metrics.CONFIG_RELOADS, "applied").inc()
         metrics.CONFIG_LAST_RELOAD_SUCCESS.set(time.time())
+        metrics.CONFIG_LAST_RELOAD_SUCCESSFUL.set(1)
 
     def _reject(self, message: str) -> bool:
         metrics.child(metrics.CONFIG_RELOADS, "rejected").inc()
+        metrics.CONFIG_LAST_RELOAD_SUCCESSFUL.set(0)
         log.error(
             "config reload of %s rejected; the old config keeps serving: %s", self.path, message
         )

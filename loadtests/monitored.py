@@ -5,9 +5,9 @@ budget that runs out (budget refusals) and a team with a low RPM limit (rate-lim
 refusals); a few operations, each a request or two (a deployment drained and enabled again,
 private requests pinned, upgraded by the IBAN detector, refused on a paid-only alias and
 with a bad header, an alias with a code specialist, and with ``dns_resolver`` a discovery
-group of one pod); three config reloads (applied, rejected for a restart-only change,
-applied again); then waves of the demo's traffic (two emulated Qwen workers, paid APIs,
-streams, embeddings, evaluation questions the cache answers). The gateway runs
+group of one pod); three config reloads (applied, applied, then rejected for a restart-only
+change, which the file keeps); then waves of the demo's traffic (two emulated Qwen workers,
+paid APIs, streams, embeddings, evaluation questions the cache answers). The gateway runs
 configs/demo.yaml plus those additions (``scenario_config``). Prometheus scrapes the gateway
 and both workers every second and evaluates ``monitoring/rules/``. The monitoring proof test
 evaluates every panel query and rule against it; run as a program, it renders the dashboards
@@ -211,14 +211,15 @@ def _operate(monitored: Monitored, admin: AdminClient) -> None:
 
 def _reload(monitored: Monitored) -> None:
     """The config file rewritten three times, each reload seen in /metrics: a comment
-    (applied), a restart-only change (rejected), the commented file again (applied)."""
+    (applied), another comment (applied), then a restart-only change (rejected: it stays
+    rejected, so the scenario ends with the file on disk not serving)."""
     original = monitored.config.read_text(encoding="utf-8")
     commented = original + "# reloaded by loadtests.monitored\n"
     restart = commented.replace("server:\n", "server:\n  cooldown_s: 7\n", 1)
     for text, series in (
         (commented, 'gateway_config_reloads_total{result="applied"} 1.0'),
+        (commented + "# again\n", 'gateway_config_reloads_total{result="applied"} 2.0'),
         (restart, 'gateway_config_reloads_total{result="rejected"} 1.0'),
-        (commented, 'gateway_config_reloads_total{result="applied"} 2.0'),
     ):
         monitored.config.write_text(text, encoding="utf-8")
         deadline = time.monotonic() + 30.0
@@ -242,7 +243,7 @@ def settle(monitored: Monitored, timeout_s: float = 60.0) -> None:
         "sum(gateway_accounting_refusals_total) > 0",
         "gateway:requests:rate5m",
         "gateway:cache_hit:ratio_rate5m",
-        'gateway_config_reloads_total{result="rejected"}',
+        "gateway_config_last_reload_successful == 0",
         "gateway_specialist_routes_total",
         *(["gateway_discovery_members > 0"] if monitored.discovery else []),
     ):

@@ -113,7 +113,7 @@ def test_the_scenario_operations_are_in_prometheus(scraped: Monitored) -> None:
     assert reloads == {"applied": 2, "rejected": 1}
     held = "gateway_deployment_state{state=~'draining|disabled'} == 1"
     assert not scraped.prometheus.query(held), "the drained deployment was enabled again"
-    # The rejected reload's ticket fires: its first rejection, which increase() cannot see.
+    # The file on disk is the rejected one: the ticket fires until it is fixed.
     assert scraped.prometheus.wait_for('ALERTS{alertname="GatewayConfigReloadRejected"}')
 
 

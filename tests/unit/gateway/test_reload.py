@@ -91,6 +91,7 @@ def test_a_valid_file_is_swapped_in_and_an_invalid_one_leaves_the_old_serving(
     aliases = {**BASE["aliases"], "fast": {"deployments": ["openai-gpt-4o-mini"]}}
     write_config(path, variant(aliases=aliases))
     applied, rejected = reloads("applied"), reloads("rejected")
+    assert REGISTRY.get_sample_value("gateway_config_last_reload_successful") == 1
     assert asyncio.run(gateway.reloader.reload("test"))
     assert set(gateway.dispatcher.config.aliases) == {"chat", "fast"}
     assert set(gateway.models.models) == {"chat", "fast"}
@@ -113,6 +114,10 @@ def test_a_valid_file_is_swapped_in_and_an_invalid_one_leaves_the_old_serving(
     assert "need a restart: accounting.redis_url" in caplog.text
     assert set(gateway.dispatcher.config.aliases) == {"chat"}
     assert (reloads("applied"), reloads("rejected")) == (applied + 2, rejected + 2)
+    assert REGISTRY.get_sample_value("gateway_config_last_reload_successful") == 0
+    write_config(path, BASE)
+    assert asyncio.run(gateway.reloader.reload("test"))
+    assert REGISTRY.get_sample_value("gateway_config_last_reload_successful") == 1
 
 
 def test_polling_reloads_a_changed_file_once_and_sighup_reloads_at_once(tmp_path: Path) -> None:
