@@ -5,7 +5,7 @@ Talks HTTP with the standard library only (urllib), to ``--url`` (default: the
 from ``TOKEN_GATEWAY_MASTER_KEY``. Exit codes: 0 done; 1 the gateway refused (its error
 message is printed); 2 the gateway could not be reached or the master key is not set.
 ``cli.py`` adds these subcommands (``add_admin_commands``) and dispatches to them
-(``run_admin_command``). Imports: stdlib only.
+(``run_admin_command``). Imports: stdlib and ``policies.model`` (the data classes).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, BinaryIO, TextIO
 
+from policies.model import DATA_CLASSES
+
 URL_ENV = "TOKEN_GATEWAY_URL"
 MASTER_KEY_ENV = "TOKEN_GATEWAY_MASTER_KEY"
 DEFAULT_URL = "http://127.0.0.1:8080"
 ADMIN_COMMANDS = frozenset({"keys", "teams", "spend", "cache", "audit", "deployments"})
-DATA_CLASSES = ("public", "internal", "private")
 GROUPS = ("team", "key", "alias", "deployment")
 TIMEOUT_S = 30.0
 
