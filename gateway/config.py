@@ -263,12 +263,13 @@ def _nameserver(value: object, at: str) -> Nameserver | None:
         raise ConfigError(str(exc)) from exc
 
 
-_DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"} - {"group"}
+DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"} - {"group"}
+"""The keys a deployment may have (the Helm chart's schema is generated from them)."""
 
 
 def _deployment(raw: object, at: str, prices: PriceBook, privacy: PrivacySettings) -> Deployment:
     spec = _mapping(raw, at)
-    _only(spec, at, _DEPLOYMENT_KEYS)
+    _only(spec, at, DEPLOYMENT_KEYS)
     name = _name(spec.get("name"), f"{at}.name")
     kind = spec.get("kind", "openai")
     if kind not in ("openai", "litellm"):
@@ -378,7 +379,7 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
     at = f"aliases.{name}"
     _name(name, at)
     spec = _mapping(raw, at)
-    _only(spec, at, _ALIAS_KEYS)
+    _only(spec, at, ALIAS_KEYS)
     names = tuple(
         _str(d, f"{at}.deployments[{i}]")
         for i, d in enumerate(_list(spec.get("deployments"), f"{at}.deployments"))
@@ -436,7 +437,7 @@ def _alias_cache(raw: object, at: str) -> AliasCache | None:
         raise ConfigError(str(exc)) from exc
 
 
-_ALIAS_KEYS = {
+ALIAS_KEYS = {  # the keys an alias may have (also read by the chart's schema generator)
     "deployments",
     "policy",
     "policy_params",

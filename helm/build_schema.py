@@ -89,7 +89,7 @@ def probe() -> Schema:
 def gateway_config_schema() -> Schema:
     """``config``: the gateway's file, keys as the gateway's parser allows them."""
     deployment = keys_of(
-        gateway_config._DEPLOYMENT_KEYS, "a paid API (worker groups are added by the chart)"
+        gateway_config.DEPLOYMENT_KEYS, "a paid API (worker groups are added by the chart)"
     )
     deployment["required"] = ["name", "model"]
     deployment["properties"]["timeouts"] = keys_of(
@@ -98,7 +98,7 @@ def gateway_config_schema() -> Schema:
     deployment["properties"]["price"] = keys_of(
         {"input_usd_per_mtok", "output_usd_per_mtok"}, "USD per million tokens"
     )
-    alias = keys_of(gateway_config._ALIAS_KEYS, "a public model name and its deployments")
+    alias = keys_of(gateway_config.ALIAS_KEYS, "a public model name and its deployments")
     alias["type"] = ["object", "null"]
     alias["properties"]["cache"] = keys_of(ALIAS_CACHE_KEYS, "over the cache section")
     return obj(
