@@ -52,7 +52,7 @@ from gateway.upstreams.base import (
 from policies.compose import build_policy, known_policies
 from policies.model import Candidate, DataClass, Decision, Policy, RequestFeatures
 from policies.plan import is_refusal
-from policies.privacy import Pinned, allowed
+from policies.privacy import Pinned
 from policies.specialist import Classifier, classify, routed_topic, tagged
 
 _BYTES_PER_TOKEN = 4  # a cheap prompt estimate: no tokenizer on the hot path
@@ -173,10 +173,7 @@ class Dispatcher:
         classification = classify(request_text(parsed.parsed, classifier.max_chars), classifier)
         pool = self.roster.specialists_for(alias, classification.topic)
         pooled = self.fleet.candidates(pool, features, _now(), predict=predict) if pool else []
-        reachable = allowed(features, pooled)  # the request's data class may reach them
-        if pooled and not reachable:  # a specialist, but none this data class may reach
-            return SpecialistRoute(classification, "general", True), pool, pooled
-        topic, fallback = routed_topic(classification.topic, reachable)
+        topic, fallback = routed_topic(classification.topic, pooled, features.data_class)
         return SpecialistRoute(classification, topic, fallback), pool, pooled
 
     async def complete(self, routing: Routing, call: Call) -> tuple[Reply, Deployment]:

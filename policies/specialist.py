@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from policies.model import Candidate, Decision
+from policies.model import Candidate, DataClass, Decision
 from policies.reason import bounded
 from policies.specialist_rules import RULE_NAMES, RULES, SPECIALIST_TOPICS, WORD, Rule, Topic
 
@@ -109,13 +109,16 @@ def _matches(rule: Rule, text: str, lower: str, words: Counter[str]) -> int:
     return min(rule.cap, found)
 
 
-def routed_topic(topic: Topic, specialists: Sequence[Candidate]) -> tuple[Topic, bool]:
+def routed_topic(
+    topic: Topic, specialists: Sequence[Candidate], data_class: DataClass = "public"
+) -> tuple[Topic, bool]:
     """Whose deployments decide: ``topic``'s specialists (``specialists``, empty when the
-    alias has none for it) if one of them is available (circuit not open, not at capacity),
-    else ``general``; and whether that was a fallback from an unavailable specialist."""
+    alias has none for it) if one of them can take the request (circuit not open, not at
+    capacity, and it may receive ``data_class``), else ``general``; and whether that was a
+    fallback from specialists that could not take it."""
     if topic == "general" or not specialists:
         return "general", False
-    if any(c.available for c in specialists):
+    if any(c.available and data_class in c.data_classes for c in specialists):
         return topic, False
     return "general", True
 
