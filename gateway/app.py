@@ -74,7 +74,9 @@ def create_app(config: Config, path: str | None = None) -> HotPaths:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        connector = aiohttp.TCPConnector(
+            limit=0, ttl_dns_cache=300, keepalive_timeout=config.server.upstream_idle_s
+        )
         async with aiohttp.ClientSession(connector=connector) as session:
             upstreams: dict[Kind, Upstream] = {"openai": OpenAICompatUpstream(session)}
             if any(d.kind == "litellm" for d in config.deployments.values()):

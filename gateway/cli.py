@@ -96,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=False,
             log_level=args.log_level,
             timeout_graceful_shutdown=30,
+            timeout_keep_alive=config.server.keep_alive_s,
         )
     finally:
         if multiproc_dir:

@@ -142,6 +142,14 @@ class ServerSettings:
     config_poll_s: float = 2.0
     """How often the config file is checked for changes (reloaded when it changed); 0: never
     (SIGHUP still reloads it)."""
+    keep_alive_s: int = 75
+    """How long an idle client connection is kept open. Longer than a client keeps its own
+    idle connections (the openai SDK and httpx 5 s, aiohttp 15 s, a cloud load balancer 60 s),
+    so no client sends a request on a connection the gateway is closing."""
+    upstream_idle_s: float = 4.0
+    """How long an idle upstream connection is kept for reuse. Shorter than the workers keep
+    theirs (vLLM and SGLang serve with uvicorn's 5 s), so the gateway never sends a request on
+    a connection the worker is closing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +254,12 @@ def _server(raw: object) -> ServerSettings:
         dns_resolver=_nameserver(spec.get("dns_resolver"), "server.dns_resolver"),
         config_poll_s=_seconds_or_off(
             spec.get("config_poll_s", default.config_poll_s), "server.config_poll_s"
+        ),
+        keep_alive_s=_positive_int(
+            spec.get("keep_alive_s", default.keep_alive_s), "server.keep_alive_s"
+        ),
+        upstream_idle_s=_number(
+            spec.get("upstream_idle_s", default.upstream_idle_s), "server.upstream_idle_s"
         ),
     )
 
@@ -527,6 +541,13 @@ def _int(value: object, at: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{at}: must be a non-negative integer")
     return value
+
+
+def _positive_int(value: object, at: str) -> int:
+    number = _int(value, at)
+    if number == 0:
+        raise ConfigError(f"{at}: must be a positive integer")
+    return number
 
 
 def _optional_int(value: object, at: str) -> int | None:

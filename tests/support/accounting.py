@@ -46,7 +46,6 @@ AUTO = "auto"
 MINI_41_PRICE = {"input_usd_per_mtok": 0.40, "output_usd_per_mtok": 1.60}
 """Written into the config (not looked up), so one recomputation uses a price the test set."""
 CLIENT_TIMEOUT_S = 30.0
-_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0)
 LIFETIME_S = 400.0
 
 
@@ -356,9 +355,6 @@ class Clients:
                 api_key=secret,
                 max_retries=0,
                 timeout=CLIENT_TIMEOUT_S,
-                # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a
-                # request never goes out on a connection the server is closing.
-                http_client=openai.DefaultAsyncHttpxClient(limits=_LIMITS),
             )
         return found
 

@@ -61,6 +61,9 @@ def test_minimal_config_fills_in_defaults(tmp_path: Path) -> None:
     dep = config.deployments["paid"]
     assert (dep.kind, dep.local, dep.gpus, dep.timeouts.connect_s) == ("openai", False, 1, 3.0)
     assert config.server.max_body_bytes == 10 * 1024 * 1024
+    # Idle client connections outlive the openai SDK's 5 s pool expiry; idle worker
+    # connections are dropped before vLLM's 5 s keep-alive closes them.
+    assert (config.server.keep_alive_s, config.server.upstream_idle_s) == (75, 4.0)
 
 
 DROP = object()  # the value that deletes the key instead of setting it
@@ -99,6 +102,9 @@ T0 = (*D0, "timeouts")
         _case(("server", "max_body_bytes"), -1, "server.max_body_bytes", "negative-body-limit"),
         _case(("server", "cooldown_s"), 0, "server.cooldown_s", "zero-cooldown"),
         _case(("server", "bogus"), 0, "server.bogus", "unknown-server-key"),
+        _case(("server", "keep_alive_s"), 0, "server.keep_alive_s", "zero-keep-alive"),
+        _case(("server", "keep_alive_s"), 7.5, "server.keep_alive_s", "fractional-keep-alive"),
+        _case(("server", "upstream_idle_s"), 0, "server.upstream_idle_s", "zero-upstream-idle"),
         _case((*T0, "read_s"), 0, "deployments[0].timeouts.read_s", "zero-timeout"),
         _case((*T0, "connect_s"), -1, "deployments[0].timeouts.connect_s", "negative-timeout"),
         _case((*T0, "read_s"), True, "deployments[0].timeouts.read_s", "boolean-timeout"),
