@@ -171,11 +171,17 @@ class Config:
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     """Read, expand and validate the YAML file at ``path``."""
-    text = Path(path).read_text(encoding="utf-8")
+    return config_from_bytes(Path(path).read_bytes(), str(path), env)
+
+
+def config_from_bytes(data: bytes, source: str, env: Mapping[str, str] | None = None) -> Config:
+    """Decode, expand and validate the YAML ``data`` read from ``source`` (named in errors)."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     return parse_config(_expand(raw, os.environ if env is None else env, ""), PriceBook.bundled())
 
 

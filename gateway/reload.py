@@ -1,8 +1,10 @@
 """Reloading the config file while serving: on SIGHUP, or when polling sees it changed.
 
 Every ``server.config_poll_s`` (0: never) the file's mtime, size and inode are checked; when
-they moved, its bytes are hashed, and a new hash is reloaded. SIGHUP reloads whatever the
-file holds. A reload loads and validates the whole file first (off the event loop), then
+they moved, its bytes are hashed, and new content is reloaded once the next poll finds the
+same bytes: a file an editor or a copy is still writing is never read half-way (it would be
+rejected, or worse, a truncated file could be valid). SIGHUP reloads whatever the file holds,
+at once. A reload validates the bytes it read (off the event loop), then
 checks it against the config in force: settings built into long-lived objects at start
 (``RESTART_ONLY``, the discovery groups, a first deployment of a kind no upstream client was
 opened for) make it ``rejected`` with what needs a restart, as an invalid file is rejected
@@ -27,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 
 from gateway import metrics
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, config_from_bytes
 from gateway.dispatch import Dispatcher
 from gateway.roster import Roster
 from gateway.routes.models import ModelCatalog
@@ -79,7 +81,10 @@ class Reloader:
         self._roster, self._dispatcher, self._models = roster, dispatcher, models
         self._kinds = frozenset(kinds)
         self._seen = self._stat()
-        self._digest = self._hash()
+        content = self._read()
+        self._digest = None if content is None else _digest(content)
+        self._pending: str | None = None
+        """The digest of new content seen at the last poll, reloaded if the next one agrees."""
         self._wake = asyncio.Event()
         for result in ("applied", "rejected"):  # at 0 from the start: increase() sees the 1st
             metrics.child(metrics.CONFIG_RELOADS, result)
@@ -91,16 +96,17 @@ class Reloader:
         self._wake.set()
 
     async def run(self) -> None:
-        """Reload on every wake and whenever polling finds the file changed; until
-        cancelled."""
+        """Reload on every wake and whenever polling finds the file changed and settled;
+        until cancelled."""
         poll_s = self.config.server.config_poll_s or None
         while True:
             try:
                 async with asyncio.timeout(poll_s):
                     await self._wake.wait()
             except TimeoutError:
-                if await asyncio.to_thread(self._changed):
-                    await self.reload("the file changed")
+                content = await asyncio.to_thread(self._poll)
+                if content is not None:
+                    await self.reload("the file changed", content)
                 continue
             self._wake.clear()
             await self.reload("SIGHUP")
@@ -112,32 +118,44 @@ class Reloader:
             return None
         return st.st_mtime_ns, st.st_size, st.st_ino
 
-    def _hash(self) -> str | None:
+    def _read(self) -> bytes | None:
         try:
             with open(self.path, "rb") as file:
-                return hashlib.sha256(file.read()).hexdigest()
+                return file.read()
         except OSError:
             return None
 
-    def _changed(self) -> bool:
+    def _poll(self) -> bytes | None:
+        """The file's new content once two polls in a row read the same bytes; None: nothing
+        to reload (unchanged, unreadable, or changed since the last poll)."""
         seen = self._stat()
-        if seen == self._seen:
-            return False
+        if seen == self._seen and self._pending is None:
+            return None
         self._seen = seen
-        digest = self._hash()
+        content = self._read()
+        digest = None if content is None else _digest(content)
         if digest is None or digest == self._digest:
-            return False
+            self._pending = None
+            return None
+        if digest != self._pending:
+            self._pending = digest  # maybe still being written: look again next poll
+            return None
+        self._pending = None
         self._digest = digest  # tried once per content: a rejected file waits for a fix
-        return True
+        return content
 
-    def _load(self) -> Config:
-        self._seen, self._digest = self._stat(), self._hash()
-        return load_config(self.path)
+    def _load(self, content: bytes | None) -> Config:
+        if content is None:  # SIGHUP: what the file holds now
+            self._seen = self._stat()
+            with open(self.path, "rb") as file:
+                content = file.read()
+            self._digest, self._pending = _digest(content), None
+        return config_from_bytes(content, self.path)
 
-    async def reload(self, why: str) -> bool:
-        """Load, check and swap in the file; True when applied."""
+    async def reload(self, why: str, content: bytes | None = None) -> bool:
+        """Check and swap in ``content`` (None: read the file now); True when applied."""
         try:
-            new = await asyncio.to_thread(self._load)
+            new = await asyncio.to_thread(self._load, content)
         except (ConfigError, OSError) as exc:
             return self._reject(f"invalid config: {exc}")
         restart = needs_restart(self.config, new, self._kinds)
@@ -169,3 +187,7 @@ class Reloader:
             "config reload of %s rejected; the old config keeps serving: %s", self.path, message
         )
         return False
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()

@@ -1,6 +1,6 @@
 """Config reload: what needs a restart is named and rejected, an invalid file is rejected
 with its field path, a valid one is swapped into the roster, dispatcher and model catalog
-(operator states kept), and polling reloads a file only when its content changed."""
+(operator states kept), and polling reloads a file only when its content changed and settled."""
 
 from __future__ import annotations
 
@@ -140,3 +140,39 @@ def test_polling_reloads_a_changed_file_once_and_sighup_reloads_at_once(tmp_path
         task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_polling_never_loads_a_file_that_is_still_being_written(tmp_path: Path) -> None:
+    slow = variant(server={"config_poll_s": 0.2})
+    path = write_config(tmp_path / "gateway.yaml", slow)
+    aliases = {**BASE["aliases"], "more": {"deployments": ["qwen"]}}
+    full = write_config(tmp_path / "next.yaml", {**slow, "aliases": aliases}).read_bytes()
+    gateway = Gateway(path)
+    applied, rejected = reloads("applied"), reloads("rejected")
+
+    async def scenario() -> None:
+        task = asyncio.create_task(gateway.reloader.run())
+        await asyncio.sleep(0.1)  # between two polls
+        with path.open("wb") as file:  # written in 20 pieces over ~0.2 s, as a slow copy does
+            for start in range(0, len(full), len(full) // 20 + 1):
+                file.write(full[start : start + len(full) // 20 + 1])
+                file.flush()
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.6)  # two more polls: the content settled and was loaded
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert (reloads("applied"), reloads("rejected")) == (applied + 1, rejected)
+    assert "more" in gateway.dispatcher.config.aliases
+
+
+def test_a_file_that_is_not_utf8_is_rejected_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path / "gateway.yaml", BASE)
+    gateway = Gateway(path)
+    path.write_bytes(b"aliases: {\xff\xfe}\n")
+    with caplog.at_level(logging.ERROR, "gateway.reload"):
+        assert not asyncio.run(gateway.reloader.reload("test"))
+    assert "not UTF-8" in caplog.text
+    assert set(gateway.dispatcher.config.aliases) == {"chat"}
