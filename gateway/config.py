@@ -14,11 +14,11 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 
@@ -53,7 +53,6 @@ from policies.specialist import Classifier
 from policies.worker_latency import PROFILES
 
 Kind = Literal["openai", "litellm"]
-_T = TypeVar("_T")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 
@@ -187,6 +186,15 @@ def config_from_bytes(data: bytes, source: str, env: Mapping[str, str] | None = 
 
 def parse_config(raw: object, prices: PriceBook) -> Config:
     """Validate an already-loaded mapping (see ``configs/example.yaml`` for every field)."""
+    try:
+        return _parse(raw, prices)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # from a section's own parser; its message names the field
+        raise ConfigError(str(exc)) from exc
+
+
+def _parse(raw: object, prices: PriceBook) -> Config:
     top = _mapping(raw, "")
     _only(top, "", {"server", "deployments", "aliases", "accounting", "cache", "privacy"})
     server = _server(top.get("server", {}))
@@ -218,28 +226,19 @@ def parse_config(raw: object, prices: PriceBook) -> Config:
 def _privacy(raw: object) -> PrivacySettings:
     spec = _mapping(raw, "privacy")
     _only(spec, "privacy", PRIVACY_KEYS)
-    try:
-        return parse_privacy(spec, number=_number, integer=_int)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    return parse_privacy(spec, number=_number, integer=_int)
 
 
 def _accounting(raw: object, prices: PriceBook) -> AccountingSettings:
     spec = _mapping(raw, "accounting")
     _only(spec, "accounting", ACCOUNTING_KEYS)
-    try:
-        return parse_accounting(spec, prices, number=_number, integer=_int, text=_str)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    return parse_accounting(spec, prices, number=_number, integer=_int, text=_str)
 
 
 def _cache(raw: object, accounting: AccountingSettings) -> CacheSettings:
     spec = _mapping(raw if raw is not None else {}, "cache")
     _only(spec, "cache", CACHE_KEYS)
-    try:
-        return parse_cache(spec, accounting.redis_url, number=_number, integer=_int)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    return parse_cache(spec, accounting.redis_url, number=_number, integer=_int)
 
 
 def _server(raw: object) -> ServerSettings:
@@ -277,10 +276,7 @@ def _seconds_or_off(value: object, at: str) -> float:
 def _nameserver(value: object, at: str) -> Nameserver | None:
     if value is None:
         return None
-    try:
-        return parse_nameserver(value, at)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    return parse_nameserver(value, at)
 
 
 DEPLOYMENT_KEYS = {*Deployment.__dataclass_fields__, "price_model"} - {"group"}
@@ -330,18 +326,10 @@ def _deployment(raw: object, at: str, prices: PriceBook, privacy: PrivacySetting
         discovery=discovery,
     )
     if "data_classes" in spec:
-        classes = _checked(parse_data_classes, spec["data_classes"], f"{at}.data_classes")
+        classes = parse_data_classes(spec["data_classes"], f"{at}.data_classes")
     else:
         classes = privacy.classes_for(dep.provider, local)
     return dataclasses.replace(dep, data_classes=classes)
-
-
-def _checked(parse: Callable[[object, str], _T], value: object, at: str) -> _T:
-    """``parse(value, at)`` with its ValueError as a ConfigError."""
-    try:
-        return parse(value, at)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 def _discovery(raw: object, at: str) -> Discovery | None:
@@ -349,10 +337,7 @@ def _discovery(raw: object, at: str) -> Discovery | None:
         return None
     spec = _mapping(raw, at)
     _only(spec, at, DISCOVERY_KEYS)
-    try:
-        return parse_discovery(spec, at, number=_number)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    return parse_discovery(spec, at, number=_number)
 
 
 def _gpu(value: object, local: bool, at: str) -> str | None:
@@ -416,19 +401,16 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
     except ValueError as exc:
         raise ConfigError(f"{at}.policy: {exc}") from exc
     max_cost = spec.get("max_cost_usd")
-    try:
-        specialists, classifier = parse_specialists(
-            spec.get("specialists"),
-            spec.get("classifier"),
-            at,
-            deployments,
-            mapping=_mapping,
-            names=_names,
-            number=_number,
-            integer=_int,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    specialists, classifier = parse_specialists(
+        spec.get("specialists"),
+        spec.get("classifier"),
+        at,
+        deployments,
+        mapping=_mapping,
+        names=_names,
+        number=_number,
+        integer=_int,
+    )
     return Alias(
         name=name,
         deployments=names,
@@ -442,7 +424,7 @@ def _alias(name: str, raw: object, deployments: Mapping[str, Deployment]) -> Ali
         classifier=classifier,
         data_class=None
         if spec.get("data_class") is None
-        else _checked(parse_data_class, spec["data_class"], f"{at}.data_class"),
+        else parse_data_class(spec["data_class"], f"{at}.data_class"),
     )
 
 
@@ -451,10 +433,7 @@ def _alias_cache(raw: object, at: str) -> AliasCache | None:
         return None
     spec = _mapping(raw, at)
     _only(spec, at, ALIAS_CACHE_KEYS)
-    try:
-        return parse_alias_cache(spec, at, number=_number)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    return parse_alias_cache(spec, at, number=_number)
 
 
 ALIAS_KEYS = {  # the keys an alias may have (also read by the chart's schema generator)
