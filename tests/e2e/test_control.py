@@ -29,6 +29,7 @@ from tests.support.services import (
     EMULATOR_TIME_SCALE,
     demo_deployment,
     local_deployment,
+    logged_requests,
     write_config,
 )
 from tests.support.traffic import Traffic
@@ -50,8 +51,7 @@ class Pair:
     """Request log of each emulator: ``paid``, ``local``, ``slow``."""
 
     def served(self, who: str) -> int:
-        path = self.logs[who]
-        return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+        return len(logged_requests(self.logs[who]))
 
     def serves(self, who: str, count: int) -> bool:
         return self.served(who) >= count

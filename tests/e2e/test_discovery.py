@@ -34,7 +34,12 @@ from loadtests.fleet import (
 from loadtests.processes import free_port, running_process
 from tests.support.clients import sync_client
 from tests.support.dns_server import DnsServer
-from tests.support.services import EMULATOR_TIME_SCALE, demo_deployment, write_config
+from tests.support.services import (
+    EMULATOR_TIME_SCALE,
+    demo_deployment,
+    logged_requests,
+    write_config,
+)
 from tests.support.traffic import Traffic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -56,8 +61,7 @@ class Fleet:
 
     def served(self, who: str) -> int:
         """Requests the pod (or ``paid``) has answered so far, from its own log."""
-        path = self.logs[who]
-        return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+        return len(logged_requests(self.logs[who]))
 
     def member(self, address: str) -> str:
         return f"qwen-7b@{address}:{self.port}"

@@ -31,6 +31,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.services import (
     EMULATOR_TIME_SCALE,
     local_deployment,
+    logged_requests,
     wait_for_metric,
     write_config,
 )
@@ -141,8 +142,7 @@ def _local_busy(fleet: PrivacyFleet, client: openai.OpenAI, tokens: int = 300) -
 
 def _paid_request_ids(fleet: PrivacyFleet) -> set[str]:
     time.sleep(0.2)  # lines are written as each request ends
-    text = fleet.paid_log.read_text(encoding="utf-8") if fleet.paid_log.exists() else ""
-    return {json.loads(line)["request_id"] for line in text.splitlines()}
+    return {line["request_id"] for line in logged_requests(fleet.paid_log)}
 
 
 def _get(fleet: PrivacyFleet, path: str) -> bytes:

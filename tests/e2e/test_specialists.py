@@ -21,7 +21,12 @@ from gateway.stats.circuit import CircuitSettings
 from loadtests.fleet import Service, start_emulator, start_gateway
 from tests.support.clients import sync_client
 from tests.support.fleets import refusing_port
-from tests.support.services import EMULATOR_TIME_SCALE, local_deployment, write_config
+from tests.support.services import (
+    EMULATOR_TIME_SCALE,
+    local_deployment,
+    logged_requests,
+    write_config,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -90,12 +95,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         yield Fleet(start_gateway(stack, path, {}, log_dir=logs), request_logs)
 
 
-def _logged(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
 def test_each_topic_lands_on_its_worker_and_the_reason_header_says_so(fleet: Fleet) -> None:
     topics = {"coder": "code", "math": "math", "general": "general"}
     ids: dict[str, set[str]] = {name: set() for name in PROMPTS}
@@ -111,7 +110,7 @@ def test_each_topic_lands_on_its_worker_and_the_reason_header_says_so(fleet: Fle
                 assert raw.parse().model == MODELS[name]
                 ids[name].add(raw.headers["x-request-id"])
     for name, path in fleet.logs.items():
-        lines = _logged(path)
+        lines = logged_requests(path)
         assert {line["model"] for line in lines} == {MODELS[name]}
         assert {str(line["request_id"]) for line in lines} == ids[name]
 

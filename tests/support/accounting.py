@@ -35,6 +35,7 @@ from tests.support.services import (
     EMULATOR_TIME_SCALE,
     demo_deployment,
     local_deployment,
+    logged_requests,
     write_config,
 )
 
@@ -61,10 +62,7 @@ class LoggedEmulator:
 
     def requests(self) -> list[dict[str, Any]]:
         """Every line logged so far."""
-        if not self.request_log.exists():
-            return []
-        text = self.request_log.read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines() if line]
+        return logged_requests(self.request_log)
 
 
 @dataclass(frozen=True, slots=True)

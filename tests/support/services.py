@@ -7,6 +7,7 @@ is here only shapes configs for fault tests and waits on /metrics.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -50,6 +51,14 @@ def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     config = {"accounting": {"auth": "off"}, **config}
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def logged_requests(path: Path) -> list[dict[str, Any]]:
+    """What an emulator's ``--request-log`` holds so far: one dict per answered request
+    (empty until its first line is written)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def wait_for_metric(
